@@ -1,0 +1,58 @@
+"""Writes of expert labels. A change supersedes the current label rather than editing it."""
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from labeling.models import ExpertLabel, Galaxy, LabelClass, LabelSchema
+
+EXPERTS_GROUP = "experts"
+
+
+def user_is_expert(user: AbstractBaseUser) -> bool:
+    return bool(user and user.is_authenticated and (
+        user.is_superuser or user.groups.filter(name=EXPERTS_GROUP).exists()
+    ))
+
+
+@transaction.atomic
+def expert_label_set(
+    *,
+    galaxy: Galaxy,
+    schema: LabelSchema,
+    label_class: LabelClass,
+    expert: AbstractBaseUser | None,
+    note: str = "",
+    provenance: str = "web",
+) -> ExpertLabel:
+    """Give ``galaxy`` the class ``label_class`` from ``expert`` (or from an import when expert is None).
+
+    Setting the same class and note again returns the current label unchanged; a different one supersedes it and
+    keeps it as history.
+
+    Raises:
+        PermissionDenied: when ``expert`` is not in the experts group.
+        ValidationError: when the class belongs to another schema.
+    """
+    if expert is not None and not user_is_expert(expert):
+        raise PermissionDenied(f"{expert} is not in the '{EXPERTS_GROUP}' group")
+    if label_class.schema_id != schema.id:
+        raise ValidationError(f"class {label_class.key!r} is not part of schema {schema.name!r}")
+    current_rows = ExpertLabel.objects.select_for_update().filter(
+        galaxy=galaxy, schema=schema, superseded_at__isnull=True
+    )
+    current_rows = current_rows.filter(expert=expert) if expert else current_rows.filter(
+        expert__isnull=True, provenance=provenance
+    )
+    current = current_rows.first()
+    if current and current.label_class_id == label_class.id and current.note == note:
+        return current
+    now = timezone.now()
+    if current:
+        current.superseded_at = now
+        current.save(update_fields=["superseded_at"])
+    return ExpertLabel.objects.create(
+        galaxy=galaxy, schema=schema, label_class=label_class, expert=expert, note=note,
+        provenance=provenance, created_at=now,
+    )

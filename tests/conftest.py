@@ -1,0 +1,63 @@
+"""Shared fixtures: named users for every role, a private media folder per test, paths to the bundled data."""
+
+from pathlib import Path
+
+import pytest
+from django.contrib.auth.models import Group, User
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEMO_DATA = REPO_ROOT / "labeling" / "demo_data"
+SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
+
+
+@pytest.fixture(autouse=True)
+def media_root(settings, tmp_path):
+    """Every test writes images under its own temporary MEDIA_ROOT."""
+    settings.MEDIA_ROOT = tmp_path / "media"
+    return settings.MEDIA_ROOT
+
+
+@pytest.fixture
+def demo_data() -> Path:
+    return DEMO_DATA
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    """The team's full copy of the real data, beside the checkout; tests that need more than the bundled
+    subset skip when it is absent (a user's clone)."""
+    if not SHARED_DATA.exists():
+        pytest.skip(f"{SHARED_DATA} is not present")
+    return SHARED_DATA
+
+
+def _user(username: str, *, groups=(), **extra) -> User:
+    user = User.objects.create_user(username=username, password="pw-" + username, **extra)
+    for name in groups:
+        user.groups.add(Group.objects.get_or_create(name=name)[0])
+    return user
+
+
+@pytest.fixture
+def expert(db) -> User:
+    return _user("edwin", groups=["experts"])
+
+
+@pytest.fixture
+def second_expert(db) -> User:
+    return _user("vera", groups=["experts"])
+
+
+@pytest.fixture
+def volunteer(db) -> User:
+    return _user("valentina", groups=["volunteers"])
+
+
+@pytest.fixture
+def outsider(db) -> User:
+    return _user("olga")
+
+
+@pytest.fixture
+def admin_user(db) -> User:
+    return _user("ada", is_staff=True, is_superuser=True)
