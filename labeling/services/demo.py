@@ -1,0 +1,206 @@
+"""The demo: real bundled galaxies, the real GZ2 Stripe 82 votes, simulated volunteers, consensus, demo users.
+
+Every step is idempotent, so `make demo` can be run again on an existing database without duplicating anything.
+"""
+
+import json
+import secrets
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from django.conf import settings
+from django.contrib.auth.models import Group, User
+from django.db import transaction
+
+from labeling.models import ConsensusRule, Dataset, DecisionTree, ExpertLabel, VolunteerClassification
+from labeling.services.consensus import consensus_compute
+from labeling.services.datasets import dataset_get_or_create
+from labeling.services.demo_truth import (
+    GALAXY10_TO_GZ_DECALS,
+    SLOAN_QUESTION_TO_GZ2,
+    gz2_truth_for_example,
+    gz2_truth_from_class_string,
+)
+from labeling.services.import_galaxies import galaxies_import
+from labeling.services.import_votes import votes_import
+from labeling.services.labels import EXPERTS_GROUP
+from labeling.services.schemas import schema_get_or_load_shipped
+from labeling.services.trees import tree_get_or_load_shipped
+from labeling.services.votes import votes_aggregate
+from mlcore.simulate import simulate_walks
+from mlcore.votes import parse_tree
+
+DEMO_DATA = Path(__file__).resolve().parent.parent / "demo_data"
+SIMULATION_SEED = 20131001  # fixed, so every demo database shows the same simulated votes
+
+GALAXY10 = "Galaxy10 DECaLS samples"
+SDSS_EXAMPLES = "Galaxy Zoo SDSS examples"
+GZ2_EXAMPLES = "GZ2 class examples"
+STRIPE82 = "GZ2 Stripe 82 votes"
+
+DATASETS = {
+    GALAXY10: {"survey": "DESI Legacy Imaging Surveys (DECaLS)", "licence": "MIT",
+               "description": "110 Galaxy10 DECaLS galaxies, 11 per class, with their Galaxy10 labels. Volunteer "
+                              "votes shown for them are simulated from those labels.",
+               "attribution": "Leung & Bovy, Galaxy10 DECaLS; Walmsley et al. 2022 (Galaxy Zoo DECaLS); "
+                              "DESI Legacy Imaging Surveys."},
+    SDSS_EXAMPLES: {"survey": "SDSS", "licence": "Apache-2.0",
+                    "description": "The Galaxy Zoo science team's example images for the SDSS decision tree: each "
+                                   "is an expert's answer to one question. Volunteer votes are simulated.",
+                    "attribution": "Galaxy Zoo (zooniverse/Galaxy-Zoo); Sloan Digital Sky Survey."},
+    GZ2_EXAMPLES: {"survey": "SDSS", "licence": "MIT",
+                   "description": "SDSS galaxies illustrating GZ2 consensus class strings. Votes are simulated.",
+                   "attribution": "Willett et al. 2013, MNRAS 435, 2835; Sloan Digital Sky Survey."},
+    STRIPE82: {"survey": "SDSS Stripe 82", "licence": "MIT",
+               "description": "Real Galaxy Zoo 2 volunteer votes for 19,761 Stripe 82 galaxies (data release "
+                              "table 5). No images.",
+               "attribution": "Willett et al. 2013, MNRAS 435, 2835 (Galaxy Zoo 2)."},
+}
+
+
+@dataclass
+class DemoReport:
+    lines: list[str] = field(default_factory=list)
+    credentials: dict[str, str] = field(default_factory=dict)
+
+    def add(self, line: str) -> None:
+        self.lines.append(line)
+
+
+def _seed_for(*parts: object) -> int:
+    return zlib.crc32("/".join(map(str, parts)).encode()) ^ SIMULATION_SEED
+
+
+@transaction.atomic
+def _simulate(dataset: Dataset, tree: DecisionTree, truths: dict[int, dict]) -> int:
+    """Simulated classifications for galaxies that have none yet; returns how many galaxies got some."""
+    spec = parse_tree(tree.as_definition())
+    done = set(
+        VolunteerClassification.objects.filter(
+            galaxy__dataset=dataset, tree=tree, source=VolunteerClassification.Source.SIMULATED
+        ).values_list("galaxy_id", flat=True)
+    )
+    rows = []
+    for galaxy_id, truth in truths.items():
+        if galaxy_id in done:
+            continue
+        seed = _seed_for(dataset.slug, tree.name, galaxy_id)
+        difficulty = (seed % 1000) / 1000  # per-galaxy: some galaxies are easy, some divide the volunteers
+        walks = simulate_walks(spec, truth, n_volunteers=20 + seed % 26, accuracy=0.92 - 0.35 * difficulty,
+                               seed=seed)
+        rows += [
+            VolunteerClassification(galaxy_id=galaxy_id, tree=tree, answers=walk, volunteer_id=f"sim-{i:02d}",
+                                    source=VolunteerClassification.Source.SIMULATED)
+            for i, walk in enumerate(walks)
+        ]
+    VolunteerClassification.objects.bulk_create(rows, batch_size=2000)
+    votes_aggregate(tree=tree, galaxy_ids=list(truths))
+    return len(truths) - len(done & set(truths))
+
+
+def _current_labels(dataset: Dataset):
+    return ExpertLabel.objects.filter(galaxy__dataset=dataset, superseded_at__isnull=True).select_related(
+        "schema", "label_class"
+    )
+
+
+def _galaxy10_truths(dataset: Dataset) -> dict[int, dict]:
+    return {
+        label.galaxy_id: GALAXY10_TO_GZ_DECALS[label.label_class.key]
+        for label in _current_labels(dataset).filter(schema__name="galaxy10")
+    }
+
+
+def _sdss_example_truths(dataset: Dataset, gz2: DecisionTree) -> dict[int, dict]:
+    answers_by_question = {q.key: [a.key for a in q.answers.all()] for q in gz2.questions.prefetch_related("answers")}
+    truths: dict[int, dict] = {}
+    for label in _current_labels(dataset).filter(schema__name__startswith="gz-examples-sloan-q").order_by("id"):
+        question = SLOAN_QUESTION_TO_GZ2[int(label.schema.name.rsplit("q", 1)[1])]
+        answer = answers_by_question[question][int(label.label_class.key)]
+        known = truths.get(label.galaxy_id, {})
+        implied = gz2_truth_for_example(question, answer)
+        if any(known.get(key, value) != value for key, value in implied.items()):
+            continue  # a galaxy that exemplifies answers on two different branches keeps the first one
+        truths[label.galaxy_id] = {**known, **implied}
+    return truths
+
+
+def _gz2_example_truths(dataset: Dataset) -> dict[int, dict]:
+    return {
+        label.galaxy_id: gz2_truth_from_class_string(label.label_class.key)
+        for label in _current_labels(dataset).filter(schema__name="gz2-class")
+    }
+
+
+def _demo_users(report: DemoReport) -> None:
+    path = Path(settings.VAR_DIR) / "demo-credentials.json"
+    saved = json.loads(path.read_text()) if path.exists() else {}
+    experts = Group.objects.get_or_create(name=EXPERTS_GROUP)[0]
+    Group.objects.get_or_create(name="volunteers")
+    for username, is_admin in [("admin", True), ("expert", False)]:
+        password = saved.get(username) or secrets.token_urlsafe(9)
+        user, created = User.objects.get_or_create(username=username)
+        if created or not user.check_password(password):
+            user.set_password(password)
+        user.is_staff = user.is_superuser = is_admin
+        user.save()
+        user.groups.add(experts)
+        saved[username] = password
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(saved, indent=1))
+    path.chmod(0o600)
+    report.credentials = saved
+
+
+def demo_load(*, progress: Callable | None = None, include_stripe82: bool = True) -> DemoReport:
+    """Load everything the demo shows; safe to call again. Returns what was done and the demo logins."""
+    report = DemoReport()
+    gz2 = tree_get_or_load_shipped(name="gz2")
+    gz_decals = tree_get_or_load_shipped(name="gz_decals")
+    for name in ("galaxy10", "broad-morphology"):
+        schema_get_or_load_shipped(name=name)
+    for name, meta in DATASETS.items():
+        dataset_get_or_create(name=name, **meta)
+
+    imports = [
+        (GALAXY10, "folder", DEMO_DATA / "galaxy10", "galaxy10"),
+        (SDSS_EXAMPLES, "gz-examples", DEMO_DATA / "gz_examples_sloan", None),
+        (GZ2_EXAMPLES, "folder", DEMO_DATA / "gz2_examples", "gz2-class"),
+    ]
+    for name, fmt, path, schema in imports:
+        result = galaxies_import(dataset_name=name, fmt=fmt, path=path, schema_name=schema, progress=progress)
+        report.add(result.summary())
+    if include_stripe82:
+        result = votes_import(dataset_name=STRIPE82, fmt="gz2-table",
+                              path=DEMO_DATA / "gz2_stripe82" / "gz2_table5_stripe82_votes.csv.gz", progress=progress)
+        report.add(result.summary())
+
+    datasets = {d.name: d for d in Dataset.objects.filter(name__in=DATASETS)}
+    simulated = [
+        (datasets[GALAXY10], gz_decals, _galaxy10_truths(datasets[GALAXY10])),
+        (datasets[SDSS_EXAMPLES], gz2, _sdss_example_truths(datasets[SDSS_EXAMPLES], gz2)),
+        (datasets[GZ2_EXAMPLES], gz2, _gz2_example_truths(datasets[GZ2_EXAMPLES])),
+    ]
+    for dataset, tree, truths in simulated:
+        added = _simulate(dataset, tree, truths)
+        report.add(f"dataset {dataset.name!r}: simulated volunteers for {added} new galaxies "
+                   f"({len(truths)} with known answers)")
+
+    rules = ConsensusRule.objects.select_related("schema", "tree")
+    for dataset_name, rule_names in [
+        (GALAXY10, [("galaxy10", "gz-decals-thresholds"), ("broad-morphology", "gz-decals-thresholds")]),
+        (SDSS_EXAMPLES, [("broad-morphology", "gz2-thresholds")]),
+        (GZ2_EXAMPLES, [("broad-morphology", "gz2-thresholds")]),
+        (STRIPE82, [("broad-morphology", "gz2-thresholds")]),
+    ]:
+        if dataset_name not in datasets:
+            continue
+        for schema_name, rule_name in rule_names:
+            rule = rules.get(schema__name=schema_name, name=rule_name)
+            tally = consensus_compute(rule=rule, dataset=datasets[dataset_name])
+            shown = ", ".join(f"{k} {v}" for k, v in sorted(tally.items()))
+            report.add(f"consensus {schema_name} on {dataset_name!r}: {shown}")
+    _demo_users(report)
+    return report

@@ -1,0 +1,87 @@
+import pytest
+
+from labeling.models import ConsensusLabel, ExpertLabel, VoteSummary
+from labeling.services.consensus import consensus_compute
+from labeling.services.labels import expert_label_set
+from labeling.services.schemas import schema_get_or_load_shipped
+from tests.labeling.factories import make_galaxies
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def rule():
+    schema = schema_get_or_load_shipped(name="broad-morphology")
+    return schema.rules.get(name="gz2-thresholds")
+
+
+def put_votes(galaxy, tree, counts_by_question, source=VoteSummary.Source.CATALOGUE):
+    for question in tree.questions.prefetch_related("answers"):
+        counts = {a.key: counts_by_question.get(question.key, {}).get(a.key, 0) for a in question.answers.all()}
+        total = sum(counts.values())
+        VoteSummary.objects.create(
+            galaxy=galaxy, question=question, source=source, counts=counts, total=total,
+            fractions={k: (v / total if total else 0.0) for k, v in counts.items()},
+        )
+
+
+def test_votes_past_every_threshold_give_the_class(rule):
+    galaxy = make_galaxies(1)[0]
+    put_votes(galaxy, rule.tree, {
+        "t01_smooth_or_features": {"a02_features_or_disk": 30, "a01_smooth": 5},
+        "t02_edgeon": {"a05_no": 28, "a04_yes": 2},
+        "t04_spiral": {"a08_spiral": 25, "a09_no_spiral": 3},
+    })
+    tally = consensus_compute(rule=rule)
+    label = ConsensusLabel.objects.get(galaxy=galaxy)
+    assert tally == {"spiral": 1}
+    assert label.label_class.key == "spiral" and label.n_votes == 35
+    assert label.agreement == pytest.approx(30 / 35)
+
+
+def test_split_votes_give_uncertain(rule):
+    galaxy = make_galaxies(1)[0]
+    put_votes(galaxy, rule.tree, {"t01_smooth_or_features": {"a01_smooth": 12, "a02_features_or_disk": 10}})
+    consensus_compute(rule=rule)
+    assert ConsensusLabel.objects.get(galaxy=galaxy).label_class.key == "uncertain"
+
+
+def test_too_few_votes_give_no_consensus_and_remove_an_old_one(rule):
+    galaxy = make_galaxies(1)[0]
+    put_votes(galaxy, rule.tree, {"t01_smooth_or_features": {"a01_smooth": 20}})
+    consensus_compute(rule=rule)
+    assert ConsensusLabel.objects.get(galaxy=galaxy).label_class.key == "elliptical"
+    VoteSummary.objects.filter(galaxy=galaxy).delete()
+    put_votes(galaxy, rule.tree, {"t01_smooth_or_features": {"a01_smooth": 3}})
+    assert consensus_compute(rule=rule) == {"too_few_votes": 1}
+    assert not ConsensusLabel.objects.filter(galaxy=galaxy).exists()
+
+
+def test_the_threshold_is_configurable(rule):
+    galaxy = make_galaxies(1)[0]
+    put_votes(galaxy, rule.tree, {"t01_smooth_or_features": {"a01_smooth": 14, "a02_features_or_disk": 6}})
+    consensus_compute(rule=rule)
+    assert ConsensusLabel.objects.get(galaxy=galaxy).label_class.key == "elliptical"  # 0.70 >= 0.6
+    rule.default_threshold = 0.8
+    rule.save()
+    consensus_compute(rule=rule)
+    assert ConsensusLabel.objects.get(galaxy=galaxy).label_class.key == "uncertain"
+
+
+def test_consensus_never_touches_an_expert_label(rule, expert):
+    galaxy = make_galaxies(1)[0]
+    schema = rule.schema
+    expert_label_set(galaxy=galaxy, schema=schema, label_class=schema.classes.get(key="spiral"), expert=expert)
+    put_votes(galaxy, rule.tree, {"t01_smooth_or_features": {"a01_smooth": 40}})
+    consensus_compute(rule=rule)
+    assert ConsensusLabel.objects.get(galaxy=galaxy).label_class.key == "elliptical"
+    assert ExpertLabel.objects.get(galaxy=galaxy).label_class.key == "spiral"
+
+
+def test_the_source_with_more_volunteers_decides(rule):
+    galaxy = make_galaxies(1)[0]
+    put_votes(galaxy, rule.tree, {"t01_smooth_or_features": {"a01_smooth": 40}})
+    put_votes(galaxy, rule.tree, {"t01_smooth_or_features": {"a02_features_or_disk": 12}},
+              source=VoteSummary.Source.AGGREGATED)
+    consensus_compute(rule=rule)
+    assert ConsensusLabel.objects.get(galaxy=galaxy).label_class.key == "elliptical"
