@@ -1,0 +1,261 @@
+"""Reads that span relations, shaped for the browser pages. Each costs a fixed number of queries, whatever the
+number of galaxies, so a page of 60 thumbnails is as cheap as a page of 6."""
+
+import json
+from dataclasses import dataclass, field
+
+from django.db.models import Count, Exists, IntegerField, OuterRef, Prefetch, Q, QuerySet, Subquery
+from django.db.models.functions import Coalesce
+
+from labeling.models import (
+    ConsensusLabel,
+    Dataset,
+    ExpertLabel,
+    Galaxy,
+    LabelSchema,
+    Question,
+    VoteSummary,
+)
+
+LABELLED_EXPERT = "expert"
+LABELLED_CONSENSUS = "consensus"
+LABELLED_NONE = "none"
+
+
+def _count_galaxies(condition: Q | Exists | None = None) -> Coalesce:
+    """A per-dataset count of its galaxies (optionally only those matching ``condition``), as a subquery.
+
+    Subqueries rather than Count() over joins: joining galaxies to votes and labels at once would multiply rows.
+    """
+    galaxies = Galaxy.objects.filter(dataset=OuterRef("pk"))
+    if condition is not None:
+        galaxies = galaxies.filter(condition)
+    counted = galaxies.order_by().values("dataset").annotate(n=Count("pk")).values("n")
+    return Coalesce(Subquery(counted, output_field=IntegerField()), 0)
+
+
+def _has_votes() -> Exists:
+    return Exists(VoteSummary.objects.filter(galaxy=OuterRef("pk")))
+
+
+def _has_expert_label(schema: LabelSchema | None = None, class_key: str | None = None) -> Exists:
+    labels = ExpertLabel.objects.filter(galaxy=OuterRef("pk"), superseded_at__isnull=True)
+    if schema is not None:
+        labels = labels.filter(schema=schema)
+    if class_key is not None:
+        labels = labels.filter(label_class__key=class_key)
+    return Exists(labels)
+
+
+def _has_consensus_label(schema: LabelSchema | None = None, class_key: str | None = None) -> Exists:
+    labels = ConsensusLabel.objects.filter(galaxy=OuterRef("pk"))
+    if schema is not None:
+        labels = labels.filter(schema=schema)
+    if class_key is not None:
+        labels = labels.filter(label_class__key=class_key)
+    return Exists(labels)
+
+
+def dataset_list() -> QuerySet[Dataset]:
+    """Every dataset with how many of its galaxies have an image, votes, a current expert label, a consensus label.
+
+    Returns:
+        Datasets annotated with n_galaxies, n_images, n_voted, n_expert and n_consensus.
+    """
+    return Dataset.objects.annotate(
+        n_galaxies=_count_galaxies(),
+        n_images=_count_galaxies(~Q(image="")),
+        n_voted=_count_galaxies(_has_votes()),
+        n_expert=_count_galaxies(_has_expert_label()),
+        n_consensus=_count_galaxies(_has_consensus_label()),
+    ).order_by("name")
+
+
+def galaxy_list(
+    *,
+    dataset: Dataset | None = None,
+    schema: LabelSchema | None = None,
+    expert_class: str | None = None,
+    consensus_class: str | None = None,
+    labelled: str | None = None,
+    search: str = "",
+) -> QuerySet[Galaxy]:
+    """Galaxies matching the grid's filters, each with its current expert labels and consensus labels prefetched.
+
+    Args:
+        dataset: only this dataset's galaxies.
+        schema: the schema the class filters and the prefetched labels belong to; all schemas when None.
+        expert_class: key of a class of ``schema`` that a current expert label must give.
+        consensus_class: key of a class of ``schema`` that the consensus label must give.
+        labelled: "expert", "consensus" (has such a label) or "none" (has neither), within ``schema``.
+        search: part of the external id, case-insensitive.
+
+    Returns:
+        A queryset ordered by dataset and id; its galaxies carry ``current_expert_labels`` and
+        ``consensus_labels_shown`` lists.
+
+    Raises:
+        ValueError: for a class filter without a schema (class keys are only unique within a schema), or an unknown
+            ``labelled`` value.
+    """
+    if (expert_class or consensus_class) and schema is None:
+        raise ValueError("a class filter needs a schema: class keys are only unique within one")
+    galaxies = Galaxy.objects.select_related("dataset")
+    if dataset is not None:
+        galaxies = galaxies.filter(dataset=dataset)
+    if search:
+        galaxies = galaxies.filter(external_id__icontains=search)
+    if expert_class:
+        galaxies = galaxies.filter(_has_expert_label(schema, expert_class))
+    if consensus_class:
+        galaxies = galaxies.filter(_has_consensus_label(schema, consensus_class))
+    if labelled == LABELLED_EXPERT:
+        galaxies = galaxies.filter(_has_expert_label(schema))
+    elif labelled == LABELLED_CONSENSUS:
+        galaxies = galaxies.filter(_has_consensus_label(schema))
+    elif labelled == LABELLED_NONE:
+        galaxies = galaxies.exclude(_has_expert_label(schema)).exclude(_has_consensus_label(schema))
+    elif labelled:
+        raise ValueError(f"unknown 'labelled' filter {labelled!r}")
+
+    expert_labels = ExpertLabel.objects.filter(superseded_at__isnull=True).select_related("schema", "label_class")
+    consensus_labels = ConsensusLabel.objects.select_related("schema", "label_class")
+    if schema is not None:
+        expert_labels = expert_labels.filter(schema=schema)
+        consensus_labels = consensus_labels.filter(schema=schema)
+    return galaxies.prefetch_related(
+        Prefetch("expert_labels", queryset=expert_labels.order_by("schema__name", "label_class__order"),
+                 to_attr="current_expert_labels"),
+        Prefetch("consensus_labels", queryset=consensus_labels.order_by("schema__name"),
+                 to_attr="consensus_labels_shown"),
+    ).order_by("dataset__name", "id")
+
+
+def distinct_badges(labels) -> list:
+    """The labels with one entry per (schema, class): three experts agreeing make one badge, not three."""
+    seen, kept = set(), []
+    for label in labels:
+        key = (label.schema_id, label.label_class_id)
+        if key not in seen:
+            seen.add(key)
+            kept.append(label)
+    return kept
+
+
+@dataclass
+class AnswerBar:
+    key: str
+    text: str
+    fraction: float
+    count: int | None
+    leading: bool = False
+
+    @property
+    def percent(self) -> float:
+        return 100.0 * self.fraction
+
+
+@dataclass
+class QuestionVotes:
+    question: Question
+    total: int | None
+    reach: float | None
+    answers: list[AnswerBar]
+
+    @property
+    def has_votes(self) -> bool:
+        """False when nobody answered; the page greys such a question out."""
+        if self.total is not None:
+            return self.total > 0
+        return any(bar.fraction > 0 for bar in self.answers)
+
+
+@dataclass
+class TreeVotes:
+    """The vote breakdown of one decision tree from one source (a catalogue or our own classifications)."""
+
+    tree_title: str
+    tree_name: str
+    source: str
+    source_label: str
+    imported_from: str
+    questions: list[QuestionVotes]
+
+
+@dataclass
+class GalaxyDetail:
+    galaxy: Galaxy
+    votes: list[TreeVotes]
+    consensus_labels: list[ConsensusLabel]
+    current_expert_labels: list[ExpertLabel]
+    past_expert_labels: list[ExpertLabel]
+    previous_id: int | None = None
+    next_id: int | None = None
+    metadata: list[tuple[str, object]] = field(default_factory=list)
+
+
+def _votes_by_tree(galaxy: Galaxy) -> list[TreeVotes]:
+    summaries = (
+        VoteSummary.objects.filter(galaxy=galaxy)
+        .select_related("question__tree")
+        .prefetch_related("question__answers")
+        .order_by("question__tree__name", "source", "question__order")
+    )
+    blocks: dict[tuple[int, str], TreeVotes] = {}
+    for summary in summaries:
+        question = summary.question
+        block = blocks.get((question.tree_id, summary.source))
+        if block is None:
+            block = blocks[(question.tree_id, summary.source)] = TreeVotes(
+                tree_title=str(question.tree), tree_name=question.tree.name, source=summary.source,
+                source_label=summary.get_source_display(), imported_from=summary.imported_from, questions=[],
+            )
+        fractions = summary.fractions or {}
+        counts = summary.counts or {}
+        bars = [
+            AnswerBar(key=answer.key, text=answer.text, fraction=float(fractions.get(answer.key) or 0.0),
+                      count=counts.get(answer.key) if summary.counts is not None else None)
+            for answer in question.answers.all()
+        ]
+        if bars:
+            top = max(bars, key=lambda bar: bar.fraction)
+            top.leading = top.fraction > 0
+        block.questions.append(QuestionVotes(question=question, total=summary.total, reach=summary.reach,
+                                             answers=bars))
+    return list(blocks.values())
+
+
+def galaxy_detail(*, galaxy_id: int) -> GalaxyDetail:
+    """Everything the galaxy page shows: votes per tree and source in tree order, consensus and expert labels
+    (current and superseded), and the neighbouring galaxies of its dataset.
+
+    Raises:
+        Galaxy.DoesNotExist: for an unknown id.
+    """
+    galaxy = Galaxy.objects.select_related("dataset").get(pk=galaxy_id)
+    consensus_labels = list(
+        ConsensusLabel.objects.filter(galaxy=galaxy)
+        .select_related("schema", "label_class", "rule__tree")
+        .order_by("schema__name")
+    )
+    expert_labels = list(
+        ExpertLabel.objects.filter(galaxy=galaxy)
+        .select_related("schema", "label_class", "expert")
+        .order_by("schema__name", "-created_at", "-id")
+    )
+    siblings = Galaxy.objects.filter(dataset_id=galaxy.dataset_id)
+    previous = siblings.filter(id__lt=galaxy.id).order_by("-id").values_list("id", flat=True).first()
+    following = siblings.filter(id__gt=galaxy.id).order_by("id").values_list("id", flat=True).first()
+    metadata = galaxy.metadata if isinstance(galaxy.metadata, dict) else {"value": galaxy.metadata}
+    # Nested values are shown as JSON, as they came, rather than as Python's repr of them.
+    shown = {key: json.dumps(value) if isinstance(value, list | dict) else value for key, value in metadata.items()}
+    return GalaxyDetail(
+        galaxy=galaxy,
+        votes=_votes_by_tree(galaxy),
+        consensus_labels=consensus_labels,
+        current_expert_labels=[label for label in expert_labels if label.is_current],
+        past_expert_labels=[label for label in expert_labels if not label.is_current],
+        previous_id=previous,
+        next_id=following,
+        metadata=sorted(shown.items()),
+    )
