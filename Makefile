@@ -19,9 +19,12 @@ demo: $(STAMP)
 	DJANGO_DEBUG=1 $(PY) manage.py demo
 	DJANGO_DEBUG=1 $(PY) manage.py demo_serve --host 127.0.0.1 --port 8000
 
+# The suite runs on SQLite, then on PostgreSQL (see tests/run_suite.py); e.g. SUITE_ARGS="--require-postgres -x".
+SUITE_ARGS ?=
+
 test: $(STAMP)
 	$(PY) -m ruff check .
-	$(PY) tests/run_suite.py
+	$(PY) tests/run_suite.py $(SUITE_ARGS)
 
 lint: $(STAMP)
 	$(PY) -m ruff check .

@@ -1,0 +1,177 @@
+"""Settings read from the environment: the typed helpers, and labeling.settings loaded afresh in a subprocess."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from django.core.exceptions import ImproperlyConfigured
+
+from labeling.env import env_bool, env_int, env_list, parse_database_url
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+SETTINGS_VARIABLES = ("DJANGO_SECRET_KEY", "DJANGO_DEBUG", "DATABASE_URL", "REDIS_URL", "DJANGO_SETTINGS_MODULE",
+                      "DJANGO_ALLOWED_HOSTS", "Q_TIMEOUT", "Q_WORKERS", "Q_CLUSTER_NAME", "MEDIA_ROOT", "STATIC_ROOT")
+
+
+@pytest.mark.parametrize(("raw", "expected"), [
+    ("1", True), ("true", True), ("YES", True), (" on ", True),
+    ("0", False), ("false", False), ("No", False), ("off", False), ("", False),
+])
+def test_env_bool_reads_the_usual_spellings(monkeypatch, raw, expected):
+    monkeypatch.setenv("SOME_FLAG", raw)
+    assert env_bool("SOME_FLAG") is expected
+
+
+def test_env_bool_falls_back_to_the_default_when_unset(monkeypatch):
+    monkeypatch.delenv("SOME_FLAG", raising=False)
+    assert env_bool("SOME_FLAG", True) is True
+    assert env_bool("SOME_FLAG") is False
+
+
+@pytest.mark.parametrize("raw", ["maybe", "2", "tru"])
+def test_env_bool_rejects_anything_else_naming_the_variable(monkeypatch, raw):
+    monkeypatch.setenv("SOME_FLAG", raw)
+    with pytest.raises(ImproperlyConfigured, match=f"SOME_FLAG='{raw}'"):
+        env_bool("SOME_FLAG")
+
+
+def test_env_int_reads_integers_and_defaults(monkeypatch):
+    monkeypatch.setenv("SOME_COUNT", "42")
+    assert env_int("SOME_COUNT", 1) == 42
+    monkeypatch.delenv("SOME_COUNT")
+    assert env_int("SOME_COUNT", 7) == 7
+
+
+@pytest.mark.parametrize("raw", ["forty", "4.5", ""])
+def test_env_int_rejects_a_non_integer_naming_the_variable(monkeypatch, raw):
+    monkeypatch.setenv("SOME_COUNT", raw)
+    with pytest.raises(ImproperlyConfigured, match="SOME_COUNT=.* is not an integer"):
+        env_int("SOME_COUNT", 1)
+
+
+def test_env_int_rejects_a_value_below_the_minimum_naming_the_variable(monkeypatch):
+    monkeypatch.setenv("SOME_COUNT", "0")
+    assert env_int("SOME_COUNT", 1, minimum=0) == 0
+    with pytest.raises(ImproperlyConfigured, match="SOME_COUNT=0 is below the minimum of 1"):
+        env_int("SOME_COUNT", 5, minimum=1)
+
+
+def test_env_list_splits_on_commas_and_drops_blanks(monkeypatch):
+    monkeypatch.setenv("SOME_HOSTS", " a.example , b.example,,")
+    assert env_list("SOME_HOSTS", ["x"]) == ["a.example", "b.example"]
+    monkeypatch.setenv("SOME_HOSTS", "")
+    assert env_list("SOME_HOSTS", ["x"]) == []
+    monkeypatch.delenv("SOME_HOSTS")
+    assert env_list("SOME_HOSTS", ["x"]) == ["x"]
+
+
+def test_parse_database_url_reads_a_full_postgres_url():
+    entry = parse_database_url("postgres://gal%40xy:p%2Fss@db.example:5433/zoo?sslmode=require")
+    assert entry["ENGINE"] == "django.db.backends.postgresql"
+    assert (entry["NAME"], entry["USER"], entry["PASSWORD"]) == ("zoo", "gal@xy", "p/ss")
+    assert (entry["HOST"], entry["PORT"]) == ("db.example", "5433")
+    assert entry["OPTIONS"] == {"sslmode": "require"}
+
+
+def test_parse_database_url_reads_a_postgres_url_without_password_or_port():
+    entry = parse_database_url("postgresql://postgres@127.0.0.1/test")
+    assert (entry["USER"], entry["PASSWORD"], entry["HOST"], entry["PORT"]) == ("postgres", "", "127.0.0.1", "")
+
+
+@pytest.mark.parametrize(("url", "name"), [("sqlite:///var/db.sqlite3", "var/db.sqlite3"),
+                                           ("sqlite:////srv/zoo/db.sqlite3", "/srv/zoo/db.sqlite3")])
+def test_parse_database_url_reads_relative_and_absolute_sqlite_paths(url, name):
+    assert parse_database_url(url) == {"ENGINE": "django.db.backends.sqlite3", "NAME": name}
+
+
+@pytest.mark.parametrize(("url", "fault"), [
+    ("mysql://root@db/zoo", "scheme 'mysql' is not supported"),
+    ("postgres://postgres@127.0.0.1:5432/", "names no database"),
+    ("sqlite://", "names no SQLite file"),
+    ("127.0.0.1:5432/test", "is not supported"),
+])
+def test_parse_database_url_rejects_unusable_urls_naming_the_variable(url, fault):
+    with pytest.raises(ImproperlyConfigured, match=fault) as raised:
+        parse_database_url(url, variable="TEST_DATABASE_URL")
+    assert str(raised.value).startswith("TEST_DATABASE_URL=")
+
+
+# --- labeling.settings loaded in a fresh interpreter, as manage.py and gunicorn load it ----------------------------
+
+_PRINT_SETTINGS = """
+import json
+from labeling import settings as s
+db = s.DATABASES["default"]
+print(json.dumps({"SECRET_KEY": s.SECRET_KEY, "DEBUG": s.DEBUG, "ENGINE": db["ENGINE"], "NAME": str(db["NAME"]),
+                  "HOST": db.get("HOST"), "Q_CLUSTER": s.Q_CLUSTER, "ALLOWED_HOSTS": s.ALLOWED_HOSTS}))
+"""
+
+
+def _load_settings(var_dir: Path, **env: str) -> subprocess.CompletedProcess:
+    clean = {k: v for k, v in os.environ.items() if k not in SETTINGS_VARIABLES}
+    clean.update({"VAR_DIR": str(var_dir), **env})
+    return subprocess.run([sys.executable, "-c", _PRINT_SETTINGS], cwd=REPO_ROOT, env=clean, capture_output=True,
+                          text=True, timeout=60)
+
+
+def _loaded(var_dir: Path, **env: str) -> dict:
+    process = _load_settings(var_dir, **env)
+    assert process.returncode == 0, process.stderr
+    return json.loads(process.stdout)
+
+
+def test_settings_refuse_to_load_without_a_secret_key_outside_debug(tmp_path):
+    process = _load_settings(tmp_path / "var")
+
+    assert process.returncode != 0
+    assert "ImproperlyConfigured: DJANGO_SECRET_KEY is not set" in process.stderr
+    assert not (tmp_path / "var" / "dev-secret-key").exists()
+
+
+def test_settings_in_debug_generate_a_development_key_under_var_dir_and_keep_it(tmp_path):
+    first = _loaded(tmp_path / "var", DJANGO_DEBUG="1")
+    second = _loaded(tmp_path / "var", DJANGO_DEBUG="1")
+
+    key_file = tmp_path / "var" / "dev-secret-key"
+    assert first["DEBUG"] is True
+    assert len(first["SECRET_KEY"]) >= 50
+    assert first["SECRET_KEY"] == key_file.read_text().strip() == second["SECRET_KEY"]
+    assert first["ALLOWED_HOSTS"] == ["127.0.0.1", "localhost"]
+
+
+def test_settings_use_a_given_secret_key_and_sqlite_under_var_dir_by_default(tmp_path):
+    loaded = _loaded(tmp_path / "var", DJANGO_SECRET_KEY="k" * 60)
+
+    assert loaded["SECRET_KEY"] == "k" * 60
+    assert loaded["DEBUG"] is False
+    assert loaded["ENGINE"] == "django.db.backends.sqlite3"
+    assert loaded["NAME"] == str(tmp_path / "var" / "db.sqlite3")
+    assert loaded["Q_CLUSTER"]["orm"] == "default"
+    assert "redis" not in loaded["Q_CLUSTER"]
+
+
+def test_settings_use_postgresql_when_database_url_names_it(tmp_path):
+    loaded = _loaded(tmp_path / "var", DJANGO_SECRET_KEY="k" * 60,
+                     DATABASE_URL="postgres://zoo@db.example:5432/galaxies")
+
+    assert loaded["ENGINE"] == "django.db.backends.postgresql"
+    assert (loaded["NAME"], loaded["HOST"]) == ("galaxies", "db.example")
+
+
+def test_settings_send_tasks_through_redis_when_redis_url_is_set(tmp_path):
+    loaded = _loaded(tmp_path / "var", DJANGO_SECRET_KEY="k" * 60, REDIS_URL="redis://cache.example:6379/2")
+
+    assert loaded["Q_CLUSTER"]["redis"] == "redis://cache.example:6379/2"
+    assert "orm" not in loaded["Q_CLUSTER"]
+
+
+@pytest.mark.parametrize(("variable", "value"), [("DJANGO_DEBUG", "maybe"), ("Q_TIMEOUT", "0"),
+                                                 ("DATABASE_URL", "mysql://root@db/zoo")])
+def test_settings_refuse_a_bad_value_naming_the_variable(tmp_path, variable, value):
+    process = _load_settings(tmp_path / "var", DJANGO_SECRET_KEY="k" * 60, **{variable: value})
+
+    assert process.returncode != 0
+    assert f"ImproperlyConfigured: {variable}=" in process.stderr
