@@ -155,7 +155,9 @@ class Answer(models.Model):
         Question, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
         help_text="The question this answer leads to; empty ends the classification.",
     )
-    example_images = models.JSONField(default=list, blank=True, help_text="Static paths of example images.")
+    example_images = models.JSONField(
+        default=list, blank=True, help_text='Example galaxies: [{"image": "static/path.jpg", "caption": "..."}].'
+    )
     aliases = models.JSONField(default=dict, blank=True, help_text='Other names, e.g. {"kaggle": "Class1.1"}.')
 
     class Meta:

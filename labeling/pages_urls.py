@@ -13,4 +13,6 @@ urlpatterns = [
     path("datasets/", views.dataset_list, name="dataset-list"),
     path("galaxies/", views.galaxy_list, name="galaxy-list"),
     path("galaxies/<int:galaxy_id>/", views.galaxy_detail, name="galaxy-detail"),
+    path("trees/", views.tree_list, name="tree-list"),
+    path("trees/<slug:name>/", views.tree_detail, name="tree-detail"),
 ]

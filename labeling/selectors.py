@@ -8,8 +8,10 @@ from django.db.models import Count, Exists, IntegerField, OuterRef, Prefetch, Q,
 from django.db.models.functions import Coalesce
 
 from labeling.models import (
+    Answer,
     ConsensusLabel,
     Dataset,
+    DecisionTree,
     ExpertLabel,
     Galaxy,
     LabelSchema,
@@ -149,6 +151,7 @@ class AnswerBar:
     fraction: float
     count: int | None
     leading: bool = False
+    help: str = ""
 
     @property
     def percent(self) -> float:
@@ -214,7 +217,7 @@ def _votes_by_tree(galaxy: Galaxy) -> list[TreeVotes]:
         counts = summary.counts or {}
         bars = [
             AnswerBar(key=answer.key, text=answer.text, fraction=float(fractions.get(answer.key) or 0.0),
-                      count=counts.get(answer.key) if summary.counts is not None else None)
+                      count=counts.get(answer.key) if summary.counts is not None else None, help=answer.help_text)
             for answer in question.answers.all()
         ]
         if bars:
@@ -259,3 +262,45 @@ def galaxy_detail(*, galaxy_id: int) -> GalaxyDetail:
         next_id=following,
         metadata=sorted(shown.items()),
     )
+
+
+def tree_list() -> QuerySet[DecisionTree]:
+    """Every decision tree with its numbers of questions and answers (n_questions, n_answers)."""
+    answers = (Answer.objects.filter(question__tree=OuterRef("pk")).order_by().values("question__tree")
+               .annotate(n=Count("pk")).values("n"))
+    return DecisionTree.objects.annotate(
+        n_questions=Count("questions", distinct=True),
+        n_answers=Coalesce(Subquery(answers, output_field=IntegerField()), 0),
+    ).order_by("name")
+
+
+@dataclass
+class TreeQuestion:
+    question: Question
+    answers: list[Answer]
+    # The earlier questions that lead here, each with the answers that do; an empty list means any answer does.
+    asked_after: list[tuple[Question, list[Answer]]]
+
+
+def tree_detail(*, name: str) -> tuple[DecisionTree, list[TreeQuestion]]:
+    """A decision tree's questions in order, each with its answers (help, examples, next question) and the earlier
+    questions and answers that lead to it. Three queries, whatever the size of the tree.
+
+    Raises:
+        DecisionTree.DoesNotExist: for an unknown name.
+    """
+    tree = DecisionTree.objects.get(name=name)
+    questions = list(tree.questions.select_related("next_question").prefetch_related(
+        Prefetch("answers", queryset=Answer.objects.select_related("next_question").order_by("order"))))
+    asked_after: dict[int, list] = {question.pk: [] for question in questions}
+    for question in questions:
+        answers = list(question.answers.all())
+        if question.kind == Question.Kind.MULTIPLE:
+            if question.next_question_id:
+                asked_after[question.next_question_id].append((question, []))
+            continue
+        for target in dict.fromkeys(a.next_question_id for a in answers if a.next_question_id):
+            leading = [a for a in answers if a.next_question_id == target]
+            asked_after[target].append((question, [] if len(leading) == len(answers) else leading))
+    return tree, [TreeQuestion(question=q, answers=list(q.answers.all()), asked_after=asked_after[q.pk])
+                  for q in questions]

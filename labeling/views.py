@@ -1,5 +1,5 @@
-"""Browser pages: the dataset list, the galaxy grid and a galaxy's page. Each parses its input, calls one selector
-and renders; the reads live in labeling/selectors.py."""
+"""Browser pages: the dataset list, the galaxy grid, a galaxy's page and the decision trees. Each parses its
+input, calls one selector and renders; the reads live in labeling/selectors.py."""
 
 from django import forms
 from django.conf import settings
@@ -9,7 +9,7 @@ from django.http import Http404
 from django.shortcuts import render
 
 from labeling import selectors
-from labeling.models import Dataset, Galaxy, LabelSchema
+from labeling.models import Dataset, DecisionTree, Galaxy, LabelSchema
 
 
 class GalaxyFilterForm(forms.Form):
@@ -85,3 +85,17 @@ def galaxy_detail(request, galaxy_id: int):
     except Galaxy.DoesNotExist:
         raise Http404(f"no galaxy with id {galaxy_id}") from None
     return render(request, "labeling/galaxy_detail.html", {"detail": detail, "galaxy": detail.galaxy})
+
+
+@login_required
+def tree_list(request):
+    return render(request, "labeling/tree_list.html", {"trees": selectors.tree_list()})
+
+
+@login_required
+def tree_detail(request, name: str):
+    try:
+        tree, questions = selectors.tree_detail(name=name)
+    except DecisionTree.DoesNotExist:
+        raise Http404(f"no decision tree called {name!r}") from None
+    return render(request, "labeling/tree_detail.html", {"tree": tree, "questions": questions})

@@ -27,7 +27,7 @@ from labeling.services.import_galaxies import galaxies_import
 from labeling.services.import_votes import votes_import
 from labeling.services.labels import EXPERTS_GROUP
 from labeling.services.schemas import schema_get_or_load_shipped
-from labeling.services.trees import tree_get_or_load_shipped
+from labeling.services.trees import read_tree_file, shipped_tree_path, tree_load
 from labeling.services.votes import votes_aggregate
 from mlcore.simulate import simulate_walks
 from mlcore.votes import parse_tree
@@ -157,8 +157,8 @@ def _demo_users(report: DemoReport) -> None:
 def demo_load(*, progress: Callable | None = None, include_stripe82: bool = True) -> DemoReport:
     """Load everything the demo shows; safe to call again. Returns what was done and the demo logins."""
     report = DemoReport()
-    gz2 = tree_get_or_load_shipped(name="gz2")
-    gz_decals = tree_get_or_load_shipped(name="gz_decals")
+    # Reloaded every time, so a database made by an older version gets the shipped trees' help and examples.
+    gz2, gz_decals = (tree_load(definition=read_tree_file(shipped_tree_path(name))) for name in ("gz2", "gz_decals"))
     for name in ("galaxy10", "broad-morphology"):
         schema_get_or_load_shipped(name=name)
     for name, meta in DATASETS.items():

@@ -1,8 +1,9 @@
 """Load decision trees from their JSON definitions (labeling/trees/*.json or a user's own file)."""
 
 import json
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
+from django.contrib.staticfiles import finders
 from django.db import transaction
 
 from labeling.models import Answer, DecisionTree, Question
@@ -31,6 +32,36 @@ def read_tree_file(path: Path) -> dict:
     return definition
 
 
+def answer_examples(raw_answer: dict, *, where: str) -> list[dict]:
+    """An answer's example images as ``[{"image": static path, "caption": text}]``.
+
+    A tree file may give each example as a static path or as ``{"image": path, "caption": text}``. The images are
+    static files (shipped under static/, or in a folder of STATICFILES_DIRS): nothing is fetched from elsewhere.
+
+    Raises:
+        TreeDefinitionError: naming the answer (``where``) for an example that is not a relative path to a static
+            file that exists.
+    """
+    raw = raw_answer.get("examples") or []
+    if not isinstance(raw, list):
+        raise TreeDefinitionError(f"{where}: 'examples' is a list of static image paths")
+    examples = []
+    for item in raw:
+        image, caption = (item, "") if isinstance(item, str) else (
+            (item.get("image"), item.get("caption", "")) if isinstance(item, dict) else (None, ""))
+        if not isinstance(image, str) or not image or not isinstance(caption, str):
+            raise TreeDefinitionError(f"{where}: example {item!r} is neither a static path nor "
+                                      '{"image": path, "caption": text}')
+        parts = PurePosixPath(image)
+        if parts.is_absolute() or ".." in parts.parts or "://" in image:
+            raise TreeDefinitionError(f"{where}: example {image!r} must be a path relative to the static folder")
+        if finders.find(image) is None:
+            raise TreeDefinitionError(f"{where}: example image {image!r} is not a static file (put it under "
+                                      "static/ or in a folder listed in STATICFILES_DIRS)")
+        examples.append({"image": image, "caption": caption})
+    return examples
+
+
 @transaction.atomic
 def tree_load(*, definition: dict) -> DecisionTree:
     """Create or update a tree from its definition. Reloading the same definition changes nothing.
@@ -44,6 +75,11 @@ def tree_load(*, definition: dict) -> DecisionTree:
         parse_tree(definition)
     except ValueError as exc:
         raise TreeDefinitionError(str(exc)) from None
+    examples = {
+        (raw["key"], raw_answer["key"]): answer_examples(
+            raw_answer, where=f"tree {definition['name']!r}, question {raw['key']!r}, answer {raw_answer['key']!r}")
+        for raw in definition["questions"] for raw_answer in raw["answers"]
+    }
     tree, _ = DecisionTree.objects.update_or_create(
         name=definition["name"],
         defaults={
@@ -82,7 +118,7 @@ def tree_load(*, definition: dict) -> DecisionTree:
                     "help_text": raw_answer.get("help", ""),
                     "order": order,
                     "next_question": by_key.get(raw_answer.get("next")),
-                    "example_images": raw_answer.get("examples") or [],
+                    "example_images": examples[(raw["key"], raw_answer["key"])],
                     "aliases": raw_answer.get("aliases") or {},
                 },
             )

@@ -146,3 +146,27 @@ def test_logging_out_from_the_header_returns_to_the_login_page(page, galaxies):
     page.wait_for_url(re.compile(r"/login/$"))
     page.goto("/galaxies/")
     assert "/login/?next=/galaxies/" in page.url
+
+
+def test_a_question_on_the_galaxy_page_leads_to_the_tree_with_real_example_galaxies(page, galaxies, screenshot_dir):
+    log_in(page, f"/galaxies/{galaxies['g10_class_5_1'].id}/")
+    bar_row = page.locator(".question[data-question='bar'] .bar-row[data-answer='strong'] .bar-label")
+    assert bar_row.get_attribute("title").startswith("An obvious bar")
+    page.click(".question[data-question='bar'] h3 a")
+    page.wait_for_url(re.compile(r"/trees/gz_decals/#q-bar$"))
+
+    question = page.locator("#q-bar")
+    assert question.locator("h2").inner_text().endswith("Is there a bar feature through the centre of the galaxy?")
+    assert "asked after Could this be a disk viewed edge-on?" in question.inner_text()
+    strong = question.locator(".tree-answer[data-answer='strong']")
+    strong.locator(".examples img").first.scroll_into_view_if_needed()
+    page.wait_for_function("() => [...document.querySelectorAll('#q-bar .tree-answer img')]"
+                           ".every(i => i.complete && i.naturalWidth > 0)")
+    assert images_loaded(page, "#q-bar .tree-answer[data-answer='strong'] img") == [160, 160, 160]
+    assert question.locator(".tree-answer[data-answer='weak'] img").count() == 0
+    page.screenshot(path=str(screenshot_dir / "tree-bar.png"))
+
+    # Following an answer's next question moves down the same page.
+    strong.get_by_role("link").click()
+    page.wait_for_url(re.compile(r"#q-has-spiral-arms$"))
+    assert page.locator("#q-has-spiral-arms").is_visible()

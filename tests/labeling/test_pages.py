@@ -269,3 +269,50 @@ def test_the_galaxy_page_links_its_neighbours_in_the_dataset(logged_in, dataset)
 
 def test_an_unknown_galaxy_is_a_404(logged_in):
     assert logged_in.get(reverse("galaxy-detail", args=[987654])).status_code == 404
+
+
+@pytest.mark.parametrize("name, args", [("tree-list", []), ("tree-detail", ["gz2"])])
+def test_anonymous_visitors_cannot_read_the_trees(client, name, args):
+    response = client.get(reverse(name, args=args))
+    assert response.status_code == 302 and response["Location"].startswith(reverse("login"))
+
+
+def test_the_tree_list_counts_questions_and_answers(logged_in, gz2):
+    tree_get_or_load_shipped(name="gz_decals")
+    response = logged_in.get(reverse("tree-list"))
+    counts = {tree.name: (tree.n_questions, tree.n_answers) for tree in response.context["trees"]}
+    assert counts == {"gz2": (11, 37), "gz_decals": (10, 34)}
+    assert reverse("tree-detail", args=["gz_decals"]) in response.content.decode()
+
+
+def test_the_tree_page_shows_help_examples_and_where_each_question_comes_from(
+    logged_in, gz2, django_assert_max_num_queries
+):
+    with django_assert_max_num_queries(6):
+        response = logged_in.get(reverse("tree-detail", args=["gz2"]))
+    questions = {item.question.key: item for item in response.context["questions"]}
+    assert [key[:3] for key in questions] == [f"t{n:02d}" for n in range(1, 12)]
+    # Disks lead to the edge-on question; every answer of the bulge question leads on to "anything odd?".
+    edge_on = questions["t02_edgeon"].asked_after
+    assert [(q.key, [a.key for a in answers]) for q, answers in edge_on] == [
+        ("t01_smooth_or_features", ["a02_features_or_disk"])]
+    odd_sources = dict((q.key, answers) for q, answers in questions["t06_odd"].asked_after)
+    assert odd_sources["t05_bulge_prominence"] == [] and "t07_rounded" in odd_sources
+    assert questions["t01_smooth_or_features"].asked_after == []
+    html = response.content.decode()
+    assert 'id="q-t10_arms_winding"' in html
+    assert "/static/trees/examples/gz2/t03_bar--a06_bar-0.jpg" in html
+    assert "A straight bright band crosses the centre" in html
+
+
+def test_an_unknown_tree_is_a_404(logged_in):
+    assert logged_in.get(reverse("tree-detail", args=["no-such-tree"])).status_code == 404
+
+
+def test_the_galaxy_page_links_each_question_to_its_place_in_the_tree(logged_in, dataset, gz2):
+    galaxy = add_galaxy(dataset, "linked")
+    put_votes(galaxy, gz2, {"t01_smooth_or_features": {"a01_smooth": 3, "a02_features_or_disk": 1,
+                                                       "a03_star_or_artifact": 0}})
+    html = logged_in.get(reverse("galaxy-detail", args=[galaxy.id])).content.decode()
+    assert f'{reverse("tree-detail", args=["gz2"])}#q-t01_smooth_or_features' in html
+    assert 'title="A featureless glow' in html

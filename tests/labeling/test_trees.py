@@ -1,7 +1,9 @@
 import json
 
 import pytest
+from django.contrib.staticfiles import finders
 from django.core.management import CommandError, call_command
+from PIL import Image
 
 from labeling.models import Answer, DecisionTree, Question
 from labeling.services.trees import (
@@ -106,3 +108,53 @@ def test_the_load_tree_command_loads_every_shipped_tree_by_default():
         p.stem for p in SHIPPED_TREES_DIR.glob("*.json")
     }
     assert read_tree_file(SHIPPED_TREES_DIR / "gz2.json")["name"] == "gz2"
+
+
+def _with_examples(examples) -> dict:
+    definition = json.loads(json.dumps(CHECKBOX_TREE))
+    definition["questions"][0]["answers"][0]["examples"] = examples
+    return definition
+
+
+@pytest.mark.parametrize("name", ["gz2", "gz_decals"])
+def test_every_shipped_answer_has_help_and_its_example_images_are_real_static_files(name):
+    tree = tree_get_or_load_shipped(name=name)
+    answers = list(Answer.objects.filter(question__tree=tree).select_related("question"))
+    assert all(question.help_text for question in tree.questions.all())
+    assert [a.key for a in answers if not a.help_text] == []
+    illustrated = [a for a in answers if a.example_images]
+    # Galaxy Zoo's own examples cover every answer but a handful (static/trees/examples/SOURCE.md lists them).
+    assert len(illustrated) >= len(answers) - 4
+    for answer in illustrated:
+        for example in answer.example_images:
+            path = finders.find(example["image"])
+            assert path, example
+            with Image.open(path) as image:
+                assert image.size == (160, 160)
+            assert example["caption"].startswith("Galaxy Zoo's example of")
+
+
+def test_an_example_given_as_a_plain_path_is_kept_with_an_empty_caption():
+    tree_load(definition=_with_examples(["trees/examples/gz2/t01_smooth_or_features--a01_smooth-0.jpg"]))
+    assert Answer.objects.get(key="smooth").example_images == [
+        {"image": "trees/examples/gz2/t01_smooth_or_features--a01_smooth-0.jpg", "caption": ""}
+    ]
+
+
+@pytest.mark.parametrize("example, message", [
+    ("trees/examples/gz2/no-such-galaxy.jpg", "is not a static file"),
+    ("../labeling/trees/gz2.json", "relative to the static folder"),
+    ("/etc/passwd", "relative to the static folder"),
+    ("https://example.org/galaxy.jpg", "relative to the static folder"),
+    ({"caption": "no image"}, "neither a static path"),
+    (42, "neither a static path"),
+])
+def test_a_bad_example_image_is_refused_naming_the_answer_and_nothing_is_written(example, message):
+    with pytest.raises(TreeDefinitionError, match=rf"question 'shape', answer 'smooth'.*{message}"):
+        tree_load(definition=_with_examples([example]))
+    assert not DecisionTree.objects.exists()
+
+
+def test_examples_that_are_not_a_list_are_refused():
+    with pytest.raises(TreeDefinitionError, match="'examples' is a list"):
+        tree_load(definition=_with_examples("trees/examples/gz2/t01_smooth_or_features--a01_smooth-0.jpg"))
