@@ -108,6 +108,10 @@ STATIC_ROOT = env_path("STATIC_ROOT", VAR_DIR / "static")
 MEDIA_URL = "media/"
 MEDIA_ROOT = env_path("MEDIA_ROOT", VAR_DIR / "media")
 
+# Django itself serves uploaded images (and, outside DEBUG, the collected static files). Enough for a team's
+# server; a large deployment turns it off and lets its web server (nginx, a CDN) serve MEDIA_ROOT and STATIC_ROOT.
+GALAXY_SERVE_FILES = env_bool("GALAXY_SERVE_FILES", DEBUG)
+
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "dataset-list"
 LOGOUT_REDIRECT_URL = "login"

@@ -1,12 +1,12 @@
 from django.conf import settings
-from django.conf.urls.static import static
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import include, path, re_path
+
+from labeling import files
 
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("", include("labeling.pages_urls")),
+    re_path(rf"^{settings.MEDIA_URL.strip('/')}/(?P<path>.+)$", files.media_file, name="media-file"),
+    re_path(rf"^{settings.STATIC_URL.strip('/')}/(?P<path>.+)$", files.static_file, name="static-file"),
 ]
-
-if settings.DEBUG:
-    urlpatterns += static(settings.MEDIA_URL, document_root=settings.MEDIA_ROOT)

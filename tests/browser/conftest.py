@@ -41,8 +41,8 @@ def browser():
 
 @pytest.fixture
 def served_media(settings):
-    """The live server serves MEDIA_ROOT too, so that <img> tags really load."""
-    settings.ROOT_URLCONF = "tests.browser.urls"
+    """The live server serves MEDIA_ROOT too, so that <img> tags really load (the tests run with DEBUG off)."""
+    settings.GALAXY_SERVE_FILES = True
 
 
 @pytest.fixture

@@ -1,5 +1,6 @@
 """Run the web server and one background worker together, for the demo: `python manage.py demo_serve`."""
 
+import signal
 import subprocess
 import sys
 
@@ -16,6 +17,10 @@ class Command(BaseCommand):
         parser.add_argument("--port", type=int, default=8000)
 
     def handle(self, *args, **options):
+        # SIGTERM (kill, a closing terminal, a process manager) unwinds like Ctrl-C, so the worker is stopped too
+        # instead of being left running on its own.
+        for sig in (signal.SIGTERM, signal.SIGHUP):
+            signal.signal(sig, lambda signum, frame: sys.exit(128 + signum))
         worker = subprocess.Popen([sys.executable, sys.argv[0], "qcluster"])
         url = f"http://{options['host']}:{options['port']}/"
         self.stdout.write(self.style.SUCCESS(f"Serving {url} with one background worker (pid {worker.pid}); "
