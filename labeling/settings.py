@@ -147,6 +147,11 @@ if _redis_url:
 else:
     Q_CLUSTER["orm"] = "default"
 
+# Where feature vectors and neighbour indexes are kept (mlcore.store, mlcore.index), one folder per feature set.
+GALAXY_FEATURES_ROOT = env_path("GALAXY_FEATURES_ROOT", VAR_DIR / "features")
+# A running job with no sign of life for this long is taken for dead (its worker on another machine was stopped).
+GALAXY_JOB_STALE_SECONDS = env_int("GALAXY_JOB_STALE_SECONDS", 900, minimum=30)
+
 # Torch threads used inside tasks, so that the web server and the worker do not fight over the cores.
 TORCH_THREADS = env_int("TORCH_THREADS", 1, minimum=1)
 

@@ -10,11 +10,27 @@ DEMO_DATA = REPO_ROOT / "labeling" / "demo_data"
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
 
 
+@pytest.fixture(autouse=True, scope="session")
+def one_torch_thread():
+    """Tiny test models on 2 shared cores run up to 20 times slower with 2 threads than with 1 (thread hand-offs
+    cost more than the work), so the tests use one, as the worker does by default (TORCH_THREADS)."""
+    import torch
+
+    torch.set_num_threads(1)
+
+
 @pytest.fixture(autouse=True)
 def media_root(settings, tmp_path):
     """Every test writes images under its own temporary MEDIA_ROOT."""
     settings.MEDIA_ROOT = tmp_path / "media"
     return settings.MEDIA_ROOT
+
+
+@pytest.fixture(autouse=True)
+def features_root(settings, tmp_path):
+    """Feature stores and neighbour indexes go under the test's own folder too."""
+    settings.GALAXY_FEATURES_ROOT = tmp_path / "features"
+    return settings.GALAXY_FEATURES_ROOT
 
 
 @pytest.fixture
