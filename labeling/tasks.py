@@ -4,16 +4,25 @@ Each task takes plain ids (a task's arguments are pickled into the broker, and a
 to it), loads the rows, calls one service and returns a small JSON-friendly summary that django-q2 stores as the
 task's result. The logic lives in the services, so a task is only an interface.
 
+The machine-learning tasks take the id of a Job (labeling/services/jobs.py, started through
+labeling/services/ml_jobs.py) whose arguments say what to do; job_run records progress and how it ended on the
+Job. Commands call the same functions in their own process, with ``echo`` drawing a progress bar.
+
 Enqueue through the ``enqueue_*`` helpers: they wait for the current transaction to commit, so a worker never looks
 for rows that are not visible yet, and a rolled-back request enqueues nothing. Tasks are grouped by name (not given
 a fixed task name: django-q2 looks results up by name, which must then be unique).
 """
 
+from django.conf import settings
 from django.db import transaction
 from django_q.tasks import async_task
 
-from labeling.models import ConsensusRule, Dataset, DecisionTree
+from labeling.models import ConsensusRule, Dataset, DecisionTree, FeatureSet, LabelSchema, ModelVersion
+from labeling.services.clustering import clustering_run, embedding_run
 from labeling.services.consensus import consensus_compute
+from labeling.services.features import features_extract
+from labeling.services.jobs import job_run
+from labeling.services.neighbours import index_build
 from labeling.services.votes import votes_aggregate
 
 
@@ -67,3 +76,56 @@ def enqueue_compute_consensus(*, rule_id: int, dataset_id: int | None = None) ->
     transaction.on_commit(
         lambda: async_task("labeling.tasks.compute_consensus", rule_id, dataset_id, group="compute-consensus")
     )
+
+
+def extract_features(job_id: int, echo=None) -> dict:
+    """Extract features for an extract_features Job: {"feature_set", "added", "count", "failed"}."""
+    def work(job, reporter):
+        arguments = job.arguments
+        feature_set, added = features_extract(
+            dataset=job.dataset, model_version=ModelVersion.objects.get(pk=arguments["model_version"]),
+            rotation_invariant=arguments.get("rotation_invariant", False), reporter=reporter,
+            batch_size=arguments.get("batch_size", 64), num_workers=arguments.get("num_workers"),
+            threads=arguments.get("threads") or settings.TORCH_THREADS)
+        return {"feature_set": feature_set.pk, "added": added, "count": feature_set.count,
+                "failed": len(feature_set.failed)}
+
+    return job_run(job_id, work, echo=echo)
+
+
+def build_index(job_id: int, echo=None) -> dict:
+    """Build the neighbour index of a build_index Job's feature set: {"feature_set", "kind", "count", "recall"}."""
+    def work(job, reporter):
+        feature_set = index_build(feature_set=FeatureSet.objects.get(pk=job.arguments["feature_set"]),
+                                  kind=job.arguments.get("kind", "auto"), reporter=reporter)
+        return {"feature_set": feature_set.pk, "kind": feature_set.index_kind, "count": feature_set.index_count,
+                "recall": feature_set.index_recall}
+
+    return job_run(job_id, work, echo=echo)
+
+
+def cluster(job_id: int, echo=None) -> dict:
+    """Cluster a cluster Job's feature set: {"clustering", "sizes", "metrics"} (ARI per label set)."""
+    def work(job, reporter):
+        arguments = job.arguments
+        clustering = clustering_run(
+            feature_set=FeatureSet.objects.get(pk=arguments["feature_set"]), method=arguments["method"],
+            k=arguments["k"], pca_components=arguments.get("pca_components", 50), seed=arguments.get("seed", 0),
+            reporter=reporter, user=job.created_by)
+        return {"clustering": clustering.pk, "sizes": clustering.sizes,
+                "ari": {key: round(m["ari"], 4) for key, m in clustering.metrics.items()}}
+
+    return job_run(job_id, work, echo=echo)
+
+
+def embed_2d(job_id: int, echo=None) -> dict:
+    """Make the 2-D map of an embed_2d Job's feature set: {"embedding", "points"}."""
+    def work(job, reporter):
+        arguments = job.arguments
+        schema = LabelSchema.objects.get(pk=arguments["schema"]) if arguments.get("schema") else None
+        embedding = embedding_run(
+            feature_set=FeatureSet.objects.get(pk=arguments["feature_set"]), method=arguments["method"],
+            schema=schema, seed=arguments.get("seed", 0), reporter=reporter, user=job.created_by)
+        return {"embedding": embedding.pk, "points": embedding.points.count()}
+
+    return job_run(job_id, work, echo=echo)

@@ -11,6 +11,8 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--no-stripe82", action="store_true", help="Skip the 19,761-galaxy GZ2 vote table.")
+        parser.add_argument("--no-analysis", action="store_true",
+                            help="Skip features, neighbour index, clusters and maps of the imaged datasets.")
         parser.add_argument("--url", default="http://127.0.0.1:8000/", help="The address printed for the demo.")
 
     def handle(self, *args, **options):
@@ -23,7 +25,8 @@ class Command(BaseCommand):
             bar.n = done
             bar.refresh()
 
-        report = demo_load(progress=progress, include_stripe82=not options["no_stripe82"])
+        report = demo_load(progress=progress, include_stripe82=not options["no_stripe82"],
+                           analyse=not options["no_analysis"])
         for bar in bars.values():
             bar.close()
         for line in report.lines:

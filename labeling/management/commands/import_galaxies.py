@@ -4,30 +4,10 @@
 from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
-from tqdm import tqdm
 
+from labeling.management.progress import PhaseBars
 from labeling.services.import_galaxies import FORMATS, galaxies_import
 from labeling.services.importing import ImportFailed
-
-
-class _Bars:
-    """A tqdm bar per phase of the import ("checking images", then "writing")."""
-
-    def __init__(self):
-        self.bar = None
-        self.phase = None
-
-    def __call__(self, done: int, total: int, phase: str = "") -> None:
-        if phase != self.phase:
-            self.close()
-            self.bar = tqdm(total=total, desc=phase, unit="img", mininterval=0.5)
-            self.phase = phase
-        self.bar.update(done - self.bar.n)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-            self.bar = None
 
 
 class Command(BaseCommand):
@@ -44,7 +24,7 @@ class Command(BaseCommand):
         parser.add_argument("--skip-bad", action="store_true", help="import the good rows, list the bad ones")
 
     def handle(self, *args, path, dataset, fmt, labels, schema, skip_bad, **options):
-        bars = _Bars()
+        bars = PhaseBars(unit="img")
         try:
             report = galaxies_import(dataset_name=dataset, fmt=fmt, path=path, labels_csv=labels,
                                      schema_name=schema, skip_bad=skip_bad, progress=bars)

@@ -4,32 +4,10 @@
 from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
-from tqdm import tqdm
 
+from labeling.management.progress import PhaseBars
 from labeling.services.import_votes import FORMATS, votes_import
 from labeling.services.importing import ImportFailed
-
-
-class _Bars:
-    """A tqdm bar on stderr per phase of the import ("checking", then "writing"); total 0 means not known yet."""
-
-    def __init__(self):
-        self.bar = None
-        self.phase = None
-
-    def __call__(self, done: int, total: int, phase: str = "") -> None:
-        if phase != self.phase:
-            self.close()
-            self.bar = tqdm(total=total or None, desc=phase, unit="row", mininterval=0.5)
-            self.phase = phase
-        if total and self.bar.total != total:
-            self.bar.total = total
-        self.bar.update(done - self.bar.n)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-            self.bar = None
 
 
 class Command(BaseCommand):
@@ -44,7 +22,7 @@ class Command(BaseCommand):
         parser.add_argument("--skip-bad", action="store_true", help="import the good rows, list the bad ones")
 
     def handle(self, *args, path, dataset, fmt, skip_bad, **options):
-        bars = _Bars()
+        bars = PhaseBars(unit="row")
         try:
             report = votes_import(dataset_name=dataset, fmt=fmt, path=path, skip_bad=skip_bad, progress=bars)
         except ImportFailed as exc:

@@ -1,0 +1,60 @@
+"""The label of each galaxy under a schema, from experts or from the volunteers' consensus: what clusterings are
+compared with and what LDA maps separate."""
+
+from collections import Counter
+from dataclasses import dataclass
+
+from django.db.models import Count
+
+from labeling.models import ConsensusLabel, ConsensusRule, Dataset, ExpertLabel, LabelSchema
+
+EXPERT, CONSENSUS = "expert", "consensus"
+
+
+@dataclass(frozen=True)
+class LabelSet:
+    schema: LabelSchema
+    source: str  # EXPERT or CONSENSUS
+    count: int  # galaxies of the dataset it labels
+
+    @property
+    def name(self) -> str:
+        return f"{self.source}: {self.schema.title or self.schema.name}"
+
+    @property
+    def key(self) -> str:
+        return f"{self.source}:{self.schema.name}"
+
+
+def label_sets(*, dataset: Dataset) -> list[LabelSet]:
+    """Every (schema, source) that labels at least one galaxy of the dataset, most galaxies first."""
+    expert = (ExpertLabel.objects.filter(galaxy__dataset=dataset, superseded_at__isnull=True)
+              .values("schema").annotate(n=Count("galaxy", distinct=True)))
+    consensus = (ConsensusLabel.objects.filter(galaxy__dataset=dataset).exclude(
+        label_class__key__in=ConsensusRule.objects.values("uncertain_class_key")).values("schema")
+        .annotate(n=Count("galaxy")))
+    schemas = LabelSchema.objects.in_bulk([row["schema"] for row in [*expert, *consensus]])
+    found = [LabelSet(schemas[row["schema"]], EXPERT, row["n"]) for row in expert]
+    found += [LabelSet(schemas[row["schema"]], CONSENSUS, row["n"]) for row in consensus]
+    return sorted(found, key=lambda s: (-s.count, s.key))
+
+
+def galaxy_labels(*, dataset: Dataset, schema: LabelSchema, source: str) -> dict[int, str]:
+    """Class key per labelled galaxy of the dataset. Experts who disagree: the class most of them gave, the latest
+    label breaking ties. Consensus: the consensus class, leaving out 'uncertain' (no class is no label)."""
+    if source == CONSENSUS:
+        uncertain = set(ConsensusRule.objects.filter(schema=schema).values_list("uncertain_class_key", flat=True))
+        rows = ConsensusLabel.objects.filter(schema=schema, galaxy__dataset=dataset).exclude(
+            label_class__key__in=uncertain).values_list("galaxy_id", "label_class__key")
+        return dict(rows)
+    if source != EXPERT:
+        raise ValueError(f"unknown label source {source!r}; use {EXPERT!r} or {CONSENSUS!r}")
+    votes: dict[int, Counter] = {}
+    latest: dict[int, dict[str, int]] = {}
+    rows = (ExpertLabel.objects.filter(schema=schema, galaxy__dataset=dataset, superseded_at__isnull=True)
+            .order_by("created_at", "pk").values_list("galaxy_id", "label_class__key"))
+    for order, (galaxy_id, key) in enumerate(rows):
+        votes.setdefault(galaxy_id, Counter())[key] += 1
+        latest.setdefault(galaxy_id, {})[key] = order
+    return {galaxy_id: max(counter, key=lambda k, g=galaxy_id: (counter[k], latest[g][k]))
+            for galaxy_id, counter in votes.items()}

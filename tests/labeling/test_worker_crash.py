@@ -1,0 +1,98 @@
+"""A worker killed in the middle of feature extraction (SIGKILL: no chance to clean up): the job is marked failed
+with the reason, and running it again resumes from the vectors already stored. Real processes on a real database
+file, as a worker and a person's second command would be."""
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import pytest
+from django.db import connection
+
+from tests.labeling.ml_helpers import galaxy10_subset_folder
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+REPORT = """
+import json
+from labeling.models import FeatureSet, Job
+print(json.dumps({"jobs": list(Job.objects.order_by("pk").values("pk", "status", "error", "result")),
+                  "count": FeatureSet.objects.get().count}, default=str))
+"""
+
+
+def _manage(env, *args, **kwargs):
+    return subprocess.run([sys.executable, str(REPO_ROOT / "manage.py"), *args], env=env, cwd=REPO_ROOT,
+                          capture_output=True, text=True, timeout=300, **kwargs)
+
+
+@contextlib.contextmanager
+def _database_like_the_suites():
+    """The DATABASE_URL of a fresh database on the server the suite runs on (None for SQLite: a file in VAR_DIR)."""
+    url = os.environ.get("DATABASE_URL")
+    if connection.vendor != "postgresql" or not url:
+        yield None
+        return
+    import psycopg
+
+    parts = urlsplit(url)
+    name = f"crash_test_{os.getpid()}"
+    admin = {"host": parts.hostname, "port": parts.port or 5432, "user": parts.username, "dbname": "postgres",
+             "password": parts.password, "autocommit": True}
+    with psycopg.connect(**admin) as server:
+        server.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield urlunsplit(parts._replace(path=f"/{name}"))
+    finally:
+        with psycopg.connect(**admin) as server:
+            server.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="SIGKILL and /proc semantics")
+def test_a_killed_extraction_is_marked_failed_and_a_second_run_resumes_it(tmp_path):
+    with _database_like_the_suites() as database_url:
+        _kill_and_resume(tmp_path, database_url)
+
+
+def _kill_and_resume(tmp_path, database_url):
+    env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "DJANGO_SETTINGS_MODULE"}}
+    env.update(DJANGO_DEBUG="1", VAR_DIR=str(tmp_path / "var"), GALAXY_FEATURES_ROOT=str(tmp_path / "features"))
+    if database_url:
+        env["DATABASE_URL"] = database_url
+    folder = galaxy10_subset_folder(tmp_path / "images", classes=("0", "2", "5", "8"), per_class=10)
+    assert _manage(env, "migrate", "--no-input", "-v0").returncode == 0
+    imported = _manage(env, "import_galaxies", "--dataset", "G10", "--format", "folder", str(folder),
+                       "--schema", "galaxy10")
+    assert imported.returncode == 0, imported.stderr
+    command = [sys.executable, str(REPO_ROOT / "manage.py"), "extract_features", "--dataset", "G10",
+               "--image-size", "64", "--batch-size", "4", "--threads", "1", "--workers", "0"]
+
+    first = subprocess.Popen(command, env=env, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    store_keys = tmp_path / "features"
+    deadline = time.monotonic() + 120
+    # Kill once some vectors are stored: the store's key file grows with every committed batch.
+    while time.monotonic() < deadline and first.poll() is None:
+        keys = list(store_keys.rglob("*keys*"))
+        if keys and keys[0].stat().st_size >= 8 * 12:
+            break
+        time.sleep(0.05)
+    assert first.poll() is None, "the extraction ended before it could be killed"
+    first.send_signal(signal.SIGKILL)
+    first.wait(timeout=30)
+
+    second = _manage(env, "extract_features", "--dataset", "G10", "--image-size", "64", "--threads", "1")
+    assert second.returncode == 0, second.stderr
+
+    shell = _manage(env, "shell", "-c", REPORT)
+    report = json.loads(shell.stdout.strip().splitlines()[-1])
+    killed, resumed = report["jobs"]
+    assert killed["status"] == "failed" and "killed or restarted" in killed["error"]
+    assert resumed["status"] == "succeeded"
+    assert 0 < resumed["result"]["added"] < 40 and report["count"] == 40
+    assert f"{resumed['result']['added']} new" in second.stdout
