@@ -3,6 +3,14 @@
 from django.contrib import admin
 
 from labeling import models
+from labeling.admin_actions import (
+    build_index_latest,
+    cluster_latest_kmeans,
+    extract_features_default,
+    job_cancel_selected,
+    job_rerun_selected,
+    map_latest_umap,
+)
 
 
 @admin.register(models.Dataset)
@@ -10,6 +18,7 @@ class DatasetAdmin(admin.ModelAdmin):
     list_display = ["name", "survey", "licence", "created_at"]
     search_fields = ["name", "survey", "description"]
     prepopulated_fields = {"slug": ["name"]}
+    actions = [extract_features_default, build_index_latest, cluster_latest_kmeans, map_latest_umap]
 
 
 @admin.register(models.Galaxy)
@@ -107,3 +116,64 @@ class ExpertLabelAdmin(admin.ModelAdmin):
     search_fields = ["galaxy__external_id", "expert__username", "note"]
     raw_id_fields = ["galaxy", "expert"]
     list_select_related = ["galaxy__dataset", "schema", "label_class", "expert"]
+
+
+@admin.register(models.ModelVersion)
+class ModelVersionAdmin(admin.ModelAdmin):
+    list_display = ["name", "backbone", "weights", "image_size", "status", "created_at"]
+    list_filter = ["backbone", "weights", "status"]
+    search_fields = ["name", "checkpoint"]
+    readonly_fields = ["checkpoint_sha256", "created_at"]
+    raw_id_fields = ["parent", "created_by"]
+
+
+@admin.register(models.FeatureSet)
+class FeatureSetAdmin(admin.ModelAdmin):
+    list_display = ["id", "dataset", "model_version", "rotation_invariant", "count", "index_kind", "index_recall",
+                    "updated_at"]
+    list_filter = ["dataset", "rotation_invariant", "index_kind"]
+    list_select_related = ["dataset", "model_version"]
+    readonly_fields = ["store_path", "dims", "dtype", "count", "failed", "index_kind", "index_count", "index_recall",
+                       "index_built_at", "created_at", "updated_at"]
+
+
+@admin.register(models.Clustering)
+class ClusteringAdmin(admin.ModelAdmin):
+    list_display = ["id", "feature_set", "method", "k", "created_at"]
+    list_filter = ["method"]
+    list_select_related = ["feature_set__dataset", "feature_set__model_version"]
+    readonly_fields = ["parameters", "metrics", "sizes", "created_at"]
+    raw_id_fields = ["feature_set", "created_by"]
+
+
+@admin.register(models.ClusterAssignment)
+class ClusterAssignmentAdmin(admin.ModelAdmin):
+    list_display = ["clustering", "galaxy", "cluster", "distance"]
+    list_filter = ["clustering"]
+    raw_id_fields = ["clustering", "galaxy"]
+    list_select_related = ["galaxy__dataset", "clustering__feature_set__dataset",
+                           "clustering__feature_set__model_version"]
+
+
+@admin.register(models.Embedding)
+class EmbeddingAdmin(admin.ModelAdmin):
+    list_display = ["id", "feature_set", "method", "schema", "created_at"]
+    list_filter = ["method"]
+    raw_id_fields = ["feature_set", "created_by"]
+
+
+@admin.register(models.EmbeddingPoint)
+class EmbeddingPointAdmin(admin.ModelAdmin):
+    list_display = ["embedding", "galaxy", "x", "y"]
+    raw_id_fields = ["embedding", "galaxy"]
+
+
+@admin.register(models.Job)
+class JobAdmin(admin.ModelAdmin):
+    list_display = ["id", "kind", "dataset", "status", "progress", "message", "created_by", "created_at"]
+    list_filter = ["kind", "status"]
+    search_fields = ["message", "error"]
+    readonly_fields = ["kind", "arguments", "dataset", "status", "progress", "message", "result", "error",
+                       "cancel_requested", "created_by", "created_at", "started_at", "finished_at", "heartbeat_at",
+                       "worker_host", "worker_pid", "rerun_of"]
+    actions = [job_cancel_selected, job_rerun_selected]

@@ -9,7 +9,9 @@ from django.http import Http404
 from django.shortcuts import render
 
 from labeling import selectors
-from labeling.models import Dataset, DecisionTree, Galaxy, LabelSchema
+from labeling.models import Clustering, Dataset, DecisionTree, Galaxy, LabelSchema
+
+NEIGHBOURS_SHOWN = 8
 
 
 class GalaxyFilterForm(forms.Form):
@@ -31,6 +33,9 @@ class GalaxyFilterForm(forms.Form):
     consensus = forms.ChoiceField(label="Consensus class", required=False)
     labelled = forms.ChoiceField(choices=LABELLED_CHOICES, required=False)
     q = forms.CharField(label="External id", required=False, max_length=100)
+    # Set by the cluster gallery's "all galaxies of this cluster" links, shown as a removable chip.
+    clustering = forms.ModelChoiceField(Clustering.objects.all(), required=False, widget=forms.HiddenInput)
+    cluster = forms.IntegerField(required=False, min_value=0, widget=forms.HiddenInput)
 
     def __init__(self, data, **kwargs):
         super().__init__(data, **kwargs)
@@ -45,6 +50,12 @@ class GalaxyFilterForm(forms.Form):
                 field.widget.attrs["disabled"] = True
                 field.error_messages["invalid_choice"] = "Choose a schema first: class keys are only unique " \
                                                          "within one schema."
+
+    def clean(self):
+        cleaned = super().clean()
+        if (cleaned.get("clustering") is None) != (cleaned.get("cluster") is None):
+            raise forms.ValidationError("A cluster filter needs both the clustering and the cluster number.")
+        return cleaned
 
     def add_prefix(self, field_name):
         return "class" if field_name == "expert_class" else super().add_prefix(field_name)
@@ -67,6 +78,8 @@ def galaxy_list(request):
             consensus_class=filters["consensus"] or None,
             labelled=filters["labelled"] or None,
             search=filters["q"].strip(),
+            clustering=filters["clustering"],
+            cluster=filters["cluster"],
         )
     else:
         # A filter we could not apply shows nothing rather than everything, next to the form's error.
@@ -84,7 +97,12 @@ def galaxy_detail(request, galaxy_id: int):
         detail = selectors.galaxy_detail(galaxy_id=galaxy_id)
     except Galaxy.DoesNotExist:
         raise Http404(f"no galaxy with id {galaxy_id}") from None
-    return render(request, "labeling/galaxy_detail.html", {"detail": detail, "galaxy": detail.galaxy})
+    feature_set = selectors.feature_set_for(dataset=detail.galaxy.dataset)
+    neighbours = selectors.galaxy_neighbours(galaxy=detail.galaxy, feature_set=feature_set, k=NEIGHBOURS_SHOWN) \
+        if feature_set else []
+    return render(request, "labeling/galaxy_detail.html", {
+        "detail": detail, "galaxy": detail.galaxy, "feature_set": feature_set, "neighbours": neighbours,
+    })
 
 
 @login_required

@@ -1,4 +1,5 @@
-"""Reads that span relations, shaped for the browser pages. Each costs a fixed number of queries, whatever the
+"""Reads of the catalogue, votes and labels that span relations, shaped for the browser pages. Each costs a fixed
+number of queries, whatever the
 number of galaxies, so a page of 60 thumbnails is as cheap as a page of 6."""
 
 import json
@@ -8,10 +9,9 @@ from django.db.models import Count, Exists, IntegerField, OuterRef, Prefetch, Q,
 from django.db.models.functions import Coalesce
 
 from labeling.models import (
-    Answer,
+    Clustering,
     ConsensusLabel,
     Dataset,
-    DecisionTree,
     ExpertLabel,
     Galaxy,
     LabelSchema,
@@ -81,6 +81,8 @@ def galaxy_list(
     consensus_class: str | None = None,
     labelled: str | None = None,
     search: str = "",
+    clustering: Clustering | None = None,
+    cluster: int | None = None,
 ) -> QuerySet[Galaxy]:
     """Galaxies matching the grid's filters, each with its current expert labels and consensus labels prefetched.
 
@@ -91,6 +93,7 @@ def galaxy_list(
         consensus_class: key of a class of ``schema`` that the consensus label must give.
         labelled: "expert", "consensus" (has such a label) or "none" (has neither), within ``schema``.
         search: part of the external id, case-insensitive.
+        clustering, cluster: only the galaxies that ``clustering`` put in cluster number ``cluster``.
 
     Returns:
         A queryset ordered by dataset and id; its galaxies carry ``current_expert_labels`` and
@@ -107,6 +110,8 @@ def galaxy_list(
         galaxies = galaxies.filter(dataset=dataset)
     if search:
         galaxies = galaxies.filter(external_id__icontains=search)
+    if clustering is not None:
+        galaxies = galaxies.filter(cluster_assignments__clustering=clustering, cluster_assignments__cluster=cluster)
     if expert_class:
         galaxies = galaxies.filter(_has_expert_label(schema, expert_class))
     if consensus_class:
@@ -120,6 +125,12 @@ def galaxy_list(
     elif labelled:
         raise ValueError(f"unknown 'labelled' filter {labelled!r}")
 
+    return with_current_labels(galaxies, schema=schema).order_by("dataset__name", "id")
+
+
+def with_current_labels(galaxies: QuerySet[Galaxy], *, schema: LabelSchema | None = None) -> QuerySet[Galaxy]:
+    """``galaxies`` with their current expert labels and consensus labels (of ``schema``, or all) prefetched as
+    ``current_expert_labels`` and ``consensus_labels_shown``: two queries, however many galaxies."""
     expert_labels = ExpertLabel.objects.filter(superseded_at__isnull=True).select_related("schema", "label_class")
     consensus_labels = ConsensusLabel.objects.select_related("schema", "label_class")
     if schema is not None:
@@ -130,7 +141,7 @@ def galaxy_list(
                  to_attr="current_expert_labels"),
         Prefetch("consensus_labels", queryset=consensus_labels.order_by("schema__name"),
                  to_attr="consensus_labels_shown"),
-    ).order_by("dataset__name", "id")
+    )
 
 
 def distinct_badges(labels) -> list:
@@ -263,44 +274,3 @@ def galaxy_detail(*, galaxy_id: int) -> GalaxyDetail:
         metadata=sorted(shown.items()),
     )
 
-
-def tree_list() -> QuerySet[DecisionTree]:
-    """Every decision tree with its numbers of questions and answers (n_questions, n_answers)."""
-    answers = (Answer.objects.filter(question__tree=OuterRef("pk")).order_by().values("question__tree")
-               .annotate(n=Count("pk")).values("n"))
-    return DecisionTree.objects.annotate(
-        n_questions=Count("questions", distinct=True),
-        n_answers=Coalesce(Subquery(answers, output_field=IntegerField()), 0),
-    ).order_by("name")
-
-
-@dataclass
-class TreeQuestion:
-    question: Question
-    answers: list[Answer]
-    # The earlier questions that lead here, each with the answers that do; an empty list means any answer does.
-    asked_after: list[tuple[Question, list[Answer]]]
-
-
-def tree_detail(*, name: str) -> tuple[DecisionTree, list[TreeQuestion]]:
-    """A decision tree's questions in order, each with its answers (help, examples, next question) and the earlier
-    questions and answers that lead to it. Three queries, whatever the size of the tree.
-
-    Raises:
-        DecisionTree.DoesNotExist: for an unknown name.
-    """
-    tree = DecisionTree.objects.get(name=name)
-    questions = list(tree.questions.select_related("next_question").prefetch_related(
-        Prefetch("answers", queryset=Answer.objects.select_related("next_question").order_by("order"))))
-    asked_after: dict[int, list] = {question.pk: [] for question in questions}
-    for question in questions:
-        answers = list(question.answers.all())
-        if question.kind == Question.Kind.MULTIPLE:
-            if question.next_question_id:
-                asked_after[question.next_question_id].append((question, []))
-            continue
-        for target in dict.fromkeys(a.next_question_id for a in answers if a.next_question_id):
-            leading = [a for a in answers if a.next_question_id == target]
-            asked_after[target].append((question, [] if len(leading) == len(answers) else leading))
-    return tree, [TreeQuestion(question=q, answers=list(q.answers.all()), asked_after=asked_after[q.pk])
-                  for q in questions]

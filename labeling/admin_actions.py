@@ -1,0 +1,86 @@
+"""Admin actions that start background jobs with sensible defaults; the Jobs page offers every option."""
+
+from django.contrib import admin, messages
+from django.urls import reverse
+from django.utils.html import format_html
+
+from labeling.models import FeatureSet
+from labeling.services.jobs import job_cancel, job_rerun
+from labeling.services.ml_jobs import clustering_start, embedding_start, extraction_start, index_start
+from labeling.services.model_versions import model_version_get_or_create
+
+
+def _started(modeladmin, request, jobs: list, problems: list[str]) -> None:
+    if jobs:
+        modeladmin.message_user(request, format_html(
+            'Started {} job(s): {}. Follow them on the <a href="{}">Jobs page</a>.', len(jobs),
+            ", ".join(f"#{job.pk}" for job in jobs), reverse("job-list")), messages.SUCCESS)
+    for problem in problems:
+        modeladmin.message_user(request, problem, messages.ERROR)
+
+
+def _latest_feature_set(dataset) -> FeatureSet | None:
+    return FeatureSet.objects.filter(dataset=dataset, count__gt=0).order_by("-updated_at").first()
+
+
+def _for_each_dataset(modeladmin, request, queryset, start) -> None:
+    jobs, problems = [], []
+    for dataset in queryset:
+        try:
+            jobs.append(start(dataset))
+        except ValueError as exc:
+            problems.append(f"{dataset.name}: {exc}")
+    _started(modeladmin, request, jobs, problems)
+
+
+def _needs_features(start):
+    def with_features(dataset):
+        feature_set = _latest_feature_set(dataset)
+        if feature_set is None:
+            raise ValueError("no features yet: extract features first")
+        return start(feature_set)
+    return with_features
+
+
+@admin.action(description="Extract features (ResNet-18, random weights, 224 px)")
+def extract_features_default(modeladmin, request, queryset):
+    version = model_version_get_or_create(backbone="resnet18", weights="random", image_size=224, user=request.user)
+    _for_each_dataset(modeladmin, request, queryset, lambda dataset: extraction_start(
+        dataset=dataset, model_version=version, user=request.user))
+
+
+@admin.action(description="Build the neighbour index of the latest features")
+def build_index_latest(modeladmin, request, queryset):
+    _for_each_dataset(modeladmin, request, queryset, _needs_features(
+        lambda feature_set: index_start(feature_set=feature_set, user=request.user)))
+
+
+@admin.action(description="Cluster the latest features (k-means, k=10)")
+def cluster_latest_kmeans(modeladmin, request, queryset):
+    _for_each_dataset(modeladmin, request, queryset, _needs_features(
+        lambda feature_set: clustering_start(feature_set=feature_set, method="kmeans",
+                                             k=min(10, feature_set.count), user=request.user)))
+
+
+@admin.action(description="Map the latest features in 2-D (UMAP)")
+def map_latest_umap(modeladmin, request, queryset):
+    _for_each_dataset(modeladmin, request, queryset, _needs_features(
+        lambda feature_set: embedding_start(feature_set=feature_set, method="umap", user=request.user)))
+
+
+@admin.action(description="Cancel the selected jobs")
+def job_cancel_selected(modeladmin, request, queryset):
+    for job in queryset:
+        job_cancel(job=job)
+    modeladmin.message_user(request, f"Asked {queryset.count()} job(s) to stop.", messages.INFO)
+
+
+@admin.action(description="Run the selected jobs again")
+def job_rerun_selected(modeladmin, request, queryset):
+    jobs, problems = [], []
+    for job in queryset:
+        try:
+            jobs.append(job_rerun(job=job, user=request.user))
+        except ValueError as exc:
+            problems.append(str(exc))
+    _started(modeladmin, request, jobs, problems)

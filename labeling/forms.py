@@ -1,0 +1,62 @@
+"""Forms of the Jobs page: what each machine-learning job needs, checked before it is queued."""
+
+from django import forms
+
+from labeling.models import Clustering, Dataset, Embedding, FeatureSet, LabelSchema, ModelVersion
+
+
+class FeatureSetChoiceField(forms.ModelChoiceField):
+    def label_from_instance(self, feature_set):
+        index = f", {feature_set.index_kind} index" if feature_set.has_index else ", no index yet"
+        return f"#{feature_set.pk} {feature_set} ({feature_set.count} vectors{index})"
+
+
+def _feature_sets():
+    return FeatureSet.objects.filter(count__gt=0).select_related("dataset", "model_version").order_by(
+        "dataset__name", "-updated_at")
+
+
+class ExtractFeaturesForm(forms.Form):
+    dataset = forms.ModelChoiceField(Dataset.objects.filter(galaxies__image__gt="").distinct().order_by("name"),
+                                     help_text="Only datasets with images.")
+    backbone = forms.ChoiceField(choices=ModelVersion.Backbone.choices, initial=ModelVersion.Backbone.RESNET18)
+    weights = forms.ChoiceField(choices=[("random", "random initialisation (seeded)"),
+                                         ("imagenet", "ImageNet (only if already in torch's cache: no downloads)")],
+                                initial="random")
+    image_size = forms.IntegerField(min_value=32, max_value=424, initial=224, help_text="Pixels per side.")
+    seed = forms.IntegerField(initial=0, help_text="Seed of the random weights.")
+    rotation_invariant = forms.BooleanField(required=False, help_text="Average over the 8 flips and quarter turns "
+                                                                      "(8 times slower).")
+
+
+class BuildIndexForm(forms.Form):
+    feature_set = FeatureSetChoiceField(queryset=_feature_sets())
+    kind = forms.ChoiceField(choices=[("auto", "auto: exact for small sets, HNSW above"), ("exact", "exact"),
+                                      ("hnsw", "HNSW (approximate)")], initial="auto")
+
+
+class ClusterForm(forms.Form):
+    feature_set = FeatureSetChoiceField(queryset=_feature_sets())
+    method = forms.ChoiceField(choices=Clustering.Method.choices, initial=Clustering.Method.KMEANS)
+    k = forms.IntegerField(min_value=2, max_value=500, initial=10, help_text="Number of clusters.")
+    pca_components = forms.IntegerField(min_value=2, max_value=512, initial=50, label="PCA components")
+
+    def clean(self):
+        cleaned = super().clean()
+        feature_set, k = cleaned.get("feature_set"), cleaned.get("k")
+        if feature_set and k and k > feature_set.count:
+            self.add_error("k", f"{k} clusters for {feature_set.count} galaxies: at most one cluster per galaxy.")
+        return cleaned
+
+
+class MapForm(forms.Form):
+    feature_set = FeatureSetChoiceField(queryset=_feature_sets())
+    method = forms.ChoiceField(choices=Embedding.Method.choices, initial=Embedding.Method.UMAP)
+    schema = forms.ModelChoiceField(LabelSchema.objects.order_by("name"), required=False,
+                                    help_text="For LDA: the schema whose expert labels the map separates.")
+
+    def clean(self):
+        cleaned = super().clean()
+        if cleaned.get("method") == Embedding.Method.LDA and not cleaned.get("schema"):
+            self.add_error("schema", "LDA needs a label schema.")
+        return cleaned

@@ -1,0 +1,93 @@
+"""Nearest neighbours of a galaxy by feature similarity: the one query the pages and the REST API share.
+
+The neighbour index of a feature set is a file (mlcore.index) loaded once per process and kept while the file is
+unchanged; the galaxy's own vector comes from the memory-mapped feature store, so a query touches one row of it.
+"""
+
+import threading
+from dataclasses import dataclass
+
+from labeling.models import Dataset, FeatureSet, Galaxy, ModelVersion
+from labeling.selectors.catalogue import with_current_labels
+
+# Index files and opened stores, per process, while their files are unchanged: path -> (mtime, object). Opening a
+# store of 1M galaxies sorts its keys (0.1 s), loading an index reads its file: neither belongs in every request.
+_LOADED: dict[str, tuple[float, object]] = {}
+_LOADED_MAX = 8
+_LOCK = threading.Lock()
+
+
+@dataclass
+class Neighbour:
+    galaxy: Galaxy
+    score: float  # cosine similarity of the two galaxies' feature vectors, 1 = identical
+
+    @property
+    def percent(self) -> float:
+        return 100.0 * self.score
+
+
+def feature_set_for(*, dataset: Dataset, feature_set_id: int | None = None) -> FeatureSet | None:
+    """The feature set whose neighbours a dataset's pages show: the one asked for, else the active model
+    version's, else the most recently indexed one; None when no feature set of the dataset has an index."""
+    indexed = FeatureSet.objects.filter(dataset=dataset, index_built_at__isnull=False).select_related(
+        "model_version", "dataset")
+    if feature_set_id is not None:
+        return indexed.filter(pk=feature_set_id).first()
+    return (indexed.filter(model_version__status=ModelVersion.Status.ACTIVE).order_by("rotation_invariant").first()
+            or indexed.order_by("-index_built_at", "-pk").first())
+
+
+def indexed_feature_sets(*, dataset: Dataset) -> list[FeatureSet]:
+    """The dataset's feature sets that have a neighbour index, for a "similar by" chooser."""
+    return list(FeatureSet.objects.filter(dataset=dataset, index_built_at__isnull=False)
+                .select_related("model_version").order_by("-index_built_at", "-pk"))
+
+
+def _cached(path, changes_with, load):
+    """``load(path)`` once per process and again whenever the file ``changes_with`` changes."""
+    mtime = changes_with.stat().st_mtime_ns
+    key = str(path)
+    with _LOCK:
+        cached = _LOADED.get(key)
+        if cached is not None and cached[0] == mtime:
+            return cached[1]
+    loaded = load(path)
+    with _LOCK:
+        if len(_LOADED) >= _LOADED_MAX:
+            _LOADED.pop(next(iter(_LOADED)))
+        _LOADED[key] = (mtime, loaded)
+    return loaded
+
+
+def loaded_index(feature_set: FeatureSet):
+    """The feature set's NeighbourIndex, loaded from its file once per process and again when the file changes."""
+    from mlcore.index import NeighbourIndex
+
+    return _cached(feature_set.index_file, feature_set.index_file, NeighbourIndex.load)
+
+
+def opened_store(feature_set: FeatureSet):
+    """The feature set's FeatureStore, opened once per process and again when an append commits new rows (its
+    meta.json is replaced on every commit)."""
+    from mlcore.store import FeatureStore
+
+    return _cached(feature_set.store_dir, feature_set.store_dir / "meta.json", FeatureStore.open)
+
+
+def galaxy_neighbours(*, galaxy: Galaxy, feature_set: FeatureSet, k: int = 8) -> list[Neighbour]:
+    """The ``k`` galaxies most similar to ``galaxy`` under ``feature_set``, most similar first, each with its
+    current labels prefetched. Empty when the galaxy has no vector in the feature set (no image, or not extracted).
+
+    Raises:
+        ValueError: for k < 1.
+    """
+    if k < 1:
+        raise ValueError(f"k must be at least 1, got {k}")
+    store = opened_store(feature_set)
+    if not store.has([galaxy.pk])[0]:
+        return []
+    pairs = loaded_index(feature_set).similar(store.get([galaxy.pk])[0], k, exclude_key=galaxy.pk)
+    found = with_current_labels(Galaxy.objects.select_related("dataset")).in_bulk([key for key, _ in pairs])
+    # A galaxy deleted since the index was built is skipped rather than shown broken.
+    return [Neighbour(found[key], float(score)) for key, score in pairs if key in found]

@@ -1,0 +1,20 @@
+"""Who may do what on the pages: sign-in first, then 403 (not a login loop) for a signed-in user without the right."""
+
+from functools import wraps
+
+from django.contrib.auth.views import redirect_to_login
+from django.core.exceptions import PermissionDenied
+
+
+def staff_required(view):
+    """Staff (admins) only: anonymous visitors are sent to sign in, other users get 403 Forbidden."""
+
+    @wraps(view)
+    def guarded(request, *args, **kwargs):
+        if not request.user.is_authenticated:
+            return redirect_to_login(request.get_full_path())
+        if not request.user.is_staff:
+            raise PermissionDenied("only admins may start, cancel or re-run jobs")
+        return view(request, *args, **kwargs)
+
+    return guarded

@@ -1,0 +1,124 @@
+"""The Jobs page: start feature extraction, indexes, clusterings and maps; watch their progress; cancel or re-run.
+
+Everyone signed in may watch; starting, cancelling and re-running are for staff (admins)."""
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_POST
+
+from labeling import selectors
+from labeling.forms import BuildIndexForm, ClusterForm, ExtractFeaturesForm, MapForm
+from labeling.models import Job
+from labeling.services.jobs import job_cancel, job_rerun, jobs_mark_abandoned
+from labeling.services.ml_jobs import clustering_start, embedding_start, extraction_start, index_start
+from labeling.services.model_versions import ModelVersionError, model_version_get_or_create
+from labeling.views.access import staff_required
+
+FORMS = {
+    Job.Kind.EXTRACT_FEATURES: ExtractFeaturesForm,
+    Job.Kind.BUILD_INDEX: BuildIndexForm,
+    Job.Kind.CLUSTER: ClusterForm,
+    Job.Kind.EMBED_2D: MapForm,
+}
+TITLES = {
+    Job.Kind.EXTRACT_FEATURES: "Extract features",
+    Job.Kind.BUILD_INDEX: "Build a neighbour index",
+    Job.Kind.CLUSTER: "Cluster",
+    Job.Kind.EMBED_2D: "Make a 2-D map",
+}
+JOBS_SHOWN = 50
+
+
+def _start(kind: str, data: dict, user) -> Job:
+    if kind == Job.Kind.EXTRACT_FEATURES:
+        version = model_version_get_or_create(backbone=data["backbone"], weights=data["weights"],
+                                              image_size=data["image_size"], seed=data["seed"], user=user)
+        return extraction_start(dataset=data["dataset"], model_version=version,
+                                rotation_invariant=data["rotation_invariant"], user=user)
+    if kind == Job.Kind.BUILD_INDEX:
+        return index_start(feature_set=data["feature_set"], kind=data["kind"], user=user)
+    if kind == Job.Kind.CLUSTER:
+        return clustering_start(feature_set=data["feature_set"], method=data["method"], k=data["k"],
+                                pca_components=data["pca_components"], user=user)
+    return embedding_start(feature_set=data["feature_set"], method=data["method"], schema=data["schema"], user=user)
+
+
+def job_link(job: Job) -> str | None:
+    """Where a finished job's result can be seen."""
+    result = job.result or {}
+    if "clustering" in result:
+        return reverse("clustering-detail", args=[result["clustering"]])
+    if "embedding" in result:
+        return reverse("map-detail", args=[result["embedding"]])
+    return None
+
+
+@login_required
+def job_list(request, forms=None):
+    jobs_mark_abandoned()
+    jobs = list(Job.objects.select_related("dataset", "created_by")[:JOBS_SHOWN])
+    for job in jobs:
+        job.link = job_link(job)
+    forms = forms or {kind: form() for kind, form in FORMS.items()}
+    return render(request, "labeling/job_list.html", {
+        "jobs": jobs, "forms": [(kind, TITLES[kind], form) for kind, form in forms.items()],
+        "feature_sets": selectors.feature_sets_overview(),
+        "active": any(not job.is_finished for job in jobs),
+    })
+
+
+@require_POST
+@staff_required
+def job_start(request, kind: str):
+    if kind not in FORMS:
+        return redirect("job-list")
+    form = FORMS[kind](request.POST)
+    if not form.is_valid():
+        forms = {other: FORMS[other]() for other in FORMS}
+        forms[kind] = form
+        messages.error(request, f"Could not start {Job.Kind(kind).label}: see the form below.")
+        return job_list(request, forms=forms)
+    try:
+        job = _start(kind, form.cleaned_data, request.user)
+    except (ModelVersionError, ValueError) as exc:
+        messages.error(request, f"Could not start {Job.Kind(kind).label}: {exc}")
+    else:
+        messages.success(request, f"Started job #{job.pk}: {job.get_kind_display()}.")
+    return redirect("job-list")
+
+
+@require_POST
+@staff_required
+def job_cancel_view(request, job_id: int):
+    job = job_cancel(job=get_object_or_404(Job, pk=job_id))
+    messages.info(request, f"Job #{job.pk}: " + ("cancelled." if job.status == Job.Status.CANCELLED else
+                                                 "asked to stop; it will at its next checkpoint."))
+    return redirect("job-list")
+
+
+@require_POST
+@staff_required
+def job_rerun_view(request, job_id: int):
+    try:
+        job = job_rerun(job=get_object_or_404(Job, pk=job_id), user=request.user)
+    except ValueError as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, f"Started job #{job_id} again as job #{job.pk}.")
+    return redirect("job-list")
+
+
+@login_required
+def job_status(request):
+    """Live progress for the Jobs page: the listed jobs' status, progress and message."""
+    jobs_mark_abandoned()
+    ids = [int(part) for part in request.GET.get("ids", "").split(",") if part.strip().isdigit()][:JOBS_SHOWN]
+    rows = []
+    for job in Job.objects.filter(pk__in=ids):
+        rows.append({"id": job.pk, "status": job.status, "status_display": job.get_status_display(),
+                     "progress": round(job.progress, 1), "message": job.message, "finished": job.is_finished,
+                     "link": job_link(job)})
+    return JsonResponse({"jobs": rows})
