@@ -4,6 +4,7 @@ Every step is idempotent, so `make demo` can be run again on an existing databas
 """
 
 import json
+import os
 import secrets
 import zlib
 from collections.abc import Callable
@@ -14,7 +15,15 @@ from django.conf import settings
 from django.contrib.auth.models import Group, User
 from django.db import transaction
 
-from labeling.models import ConsensusRule, Dataset, DecisionTree, ExpertLabel, VolunteerClassification
+from labeling.models import (
+    ConsensusRule,
+    Dataset,
+    DecisionTree,
+    ExpertLabel,
+    FeatureSet,
+    Job,
+    VolunteerClassification,
+)
 from labeling.services.consensus import consensus_compute
 from labeling.services.datasets import dataset_get_or_create
 from labeling.services.demo_truth import (
@@ -26,6 +35,8 @@ from labeling.services.demo_truth import (
 from labeling.services.import_galaxies import galaxies_import
 from labeling.services.import_votes import votes_import
 from labeling.services.labels import EXPERTS_GROUP
+from labeling.services.ml_jobs import clustering_start, embedding_start, extraction_start, index_start
+from labeling.services.model_versions import model_version_get_or_create
 from labeling.services.schemas import schema_get_or_load_shipped
 from labeling.services.trees import read_tree_file, shipped_tree_path, tree_load
 from labeling.services.votes import votes_aggregate
@@ -154,8 +165,47 @@ def _demo_users(report: DemoReport) -> None:
     report.credentials = saved
 
 
-def demo_load(*, progress: Callable | None = None, include_stripe82: bool = True) -> DemoReport:
-    """Load everything the demo shows; safe to call again. Returns what was done and the demo logins."""
+# The demo's machine-learning results: features of a seeded random ResNet-18 (no weights can be downloaded), their
+# neighbour index, a k-means clustering and a UMAP map, so every page has something to show from the start.
+DEMO_ANALYSES = {GALAXY10: 10, SDSS_EXAMPLES: 6}  # dataset -> clusters
+
+
+def _run_inline(task, job) -> Job:
+    task(job.pk)
+    job.refresh_from_db()
+    if job.status != Job.Status.SUCCEEDED:
+        raise RuntimeError(f"demo job #{job.pk} ({job.get_kind_display()}) {job.status}: {job.message}")
+    return job
+
+
+def _analyse(dataset: Dataset, k: int, report: DemoReport) -> None:
+    """Features, index, clusters and map for one dataset, each only when missing (safe to run again)."""
+    from labeling import tasks
+
+    version = model_version_get_or_create(backbone="resnet18", weights="random", image_size=224, seed=0)
+    feature_set = FeatureSet.objects.filter(dataset=dataset, model_version=version, rotation_invariant=False).first()
+    with_images = dataset.galaxies.exclude(image="").count()
+    if feature_set is None or feature_set.count + len(feature_set.failed) < with_images:
+        _run_inline(tasks.extract_features, extraction_start(
+            dataset=dataset, model_version=version, enqueue=False, threads=os.cpu_count()))
+        feature_set = FeatureSet.objects.get(dataset=dataset, model_version=version, rotation_invariant=False)
+    if not feature_set.has_index or feature_set.index_is_stale:
+        _run_inline(tasks.build_index, index_start(feature_set=feature_set, enqueue=False))
+    if not feature_set.clusterings.exists():
+        _run_inline(tasks.cluster, clustering_start(feature_set=feature_set, method="kmeans", k=k, enqueue=False))
+    if not feature_set.embeddings.exists():
+        _run_inline(tasks.embed_2d, embedding_start(feature_set=feature_set, method="umap", enqueue=False))
+    report.add(f"dataset {dataset.name!r}: {feature_set.count} galaxies with {version.name} features, "
+               f"a neighbour index, {feature_set.clusterings.count()} clustering(s), "
+               f"{feature_set.embeddings.count()} map(s)")
+
+
+def demo_load(*, progress: Callable | None = None, include_stripe82: bool = True,
+              analyse: bool = True) -> DemoReport:
+    """Load everything the demo shows; safe to call again. Returns what was done and the demo logins.
+
+    With ``analyse`` the imaged datasets also get features, a neighbour index, clusters and a 2-D map.
+    """
     report = DemoReport()
     # Reloaded every time, so a database made by an older version gets the shipped trees' help and examples.
     gz2, gz_decals = (tree_load(definition=read_tree_file(shipped_tree_path(name))) for name in ("gz2", "gz_decals"))
@@ -202,5 +252,8 @@ def demo_load(*, progress: Callable | None = None, include_stripe82: bool = True
             tally = consensus_compute(rule=rule, dataset=datasets[dataset_name])
             shown = ", ".join(f"{k} {v}" for k, v in sorted(tally.items()))
             report.add(f"consensus {schema_name} on {dataset_name!r}: {shown}")
+    if analyse:
+        for name, k in DEMO_ANALYSES.items():
+            _analyse(datasets[name], k, report)
     _demo_users(report)
     return report

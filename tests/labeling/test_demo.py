@@ -13,18 +13,23 @@ from django.contrib.auth import authenticate
 from django.contrib.auth.models import User
 
 from labeling.models import (
+    Clustering,
     ConsensusLabel,
     Dataset,
     DecisionTree,
+    Embedding,
     ExpertLabel,
+    FeatureSet,
     Galaxy,
+    Job,
     VolunteerClassification,
     VoteSummary,
 )
 from labeling.services.demo import demo_load
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-COUNTED = (Dataset, Galaxy, ExpertLabel, VolunteerClassification, VoteSummary, ConsensusLabel, DecisionTree, User)
+COUNTED = (Dataset, Galaxy, ExpertLabel, VolunteerClassification, VoteSummary, ConsensusLabel, DecisionTree, User,
+           FeatureSet, Clustering, Embedding, Job)
 
 
 def _counts() -> dict[str, int]:
@@ -37,6 +42,9 @@ def test_loading_the_demo_twice_duplicates_nothing_and_keeps_the_logins(settings
     first = demo_load(include_stripe82=False)
     counts = _counts()
     second = demo_load(include_stripe82=False)
+    jobs = list(Job.objects.values_list("kind", "status"))
+    assert sorted(jobs) == sorted([("extract_features", "succeeded"), ("build_index", "succeeded"),
+                                   ("cluster", "succeeded"), ("embed_2d", "succeeded")] * 2)
 
     assert _counts() == counts
     assert counts["Galaxy"] == 110 + 83 + 12
@@ -50,6 +58,8 @@ def test_loading_the_demo_twice_duplicates_nothing_and_keeps_the_logins(settings
     assert admin.is_superuser and not expert.is_staff
     assert expert.groups.filter(name="experts").exists()
     assert any("simulated volunteers for 0 new galaxies" in line for line in second.lines)
+    galaxy10 = FeatureSet.objects.get(dataset__name="Galaxy10 DECaLS samples")
+    assert galaxy10.count == 110 and galaxy10.has_index and galaxy10.clusterings.get().k == 10
 
 
 def _qcluster_pids() -> set[int]:
