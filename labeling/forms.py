@@ -27,6 +27,11 @@ class ExtractFeaturesForm(forms.Form):
     seed = forms.IntegerField(initial=0, help_text="Seed of the random weights.")
     rotation_invariant = forms.BooleanField(required=False, help_text="Average over the 8 flips and quarter turns "
                                                                       "(8 times slower).")
+    model_version = forms.ModelChoiceField(
+        ModelVersion.objects.exclude(status__in=[ModelVersion.Status.FAILED, ModelVersion.Status.QUEUED,
+                                                 ModelVersion.Status.TRAINING]),
+        required=False, label="Or an existing model",
+        help_text="e.g. a checkpoint registered with extract_features --weights FILE; replaces the four fields above.")
 
 
 class BuildIndexForm(forms.Form):

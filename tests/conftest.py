@@ -10,10 +10,11 @@ DEMO_DATA = REPO_ROOT / "labeling" / "demo_data"
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
 
 
-@pytest.fixture(autouse=True, scope="session")
+@pytest.fixture(autouse=True)
 def one_torch_thread():
     """Tiny test models on 2 shared cores run up to 20 times slower with 2 threads than with 1 (thread hand-offs
-    cost more than the work), so the tests use one, as the worker does by default (TORCH_THREADS)."""
+    cost more than the work), so every test starts with one, as the worker does by default (TORCH_THREADS); a
+    command run in-process may have set more."""
     import torch
 
     torch.set_num_threads(1)

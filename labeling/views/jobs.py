@@ -34,8 +34,9 @@ JOBS_SHOWN = 50
 
 def _start(kind: str, data: dict, user) -> Job:
     if kind == Job.Kind.EXTRACT_FEATURES:
-        version = model_version_get_or_create(backbone=data["backbone"], weights=data["weights"],
-                                              image_size=data["image_size"], seed=data["seed"], user=user)
+        version = data["model_version"] or model_version_get_or_create(
+            backbone=data["backbone"], weights=data["weights"], image_size=data["image_size"], seed=data["seed"],
+            user=user)
         return extraction_start(dataset=data["dataset"], model_version=version,
                                 rotation_invariant=data["rotation_invariant"], user=user)
     if kind == Job.Kind.BUILD_INDEX:

@@ -158,6 +158,22 @@ def test_an_admin_starts_an_extraction_from_the_jobs_page_and_the_worker_runs_it
                        "message": "done", "finished": True, "link": None}]
 
 
+def test_an_admin_extracts_with_a_checkpoint_registered_from_the_command_line(
+        as_admin, dataset, tmp_path, django_capture_on_commit_callbacks):
+    from labeling.services.model_versions import model_version_get_or_create
+    from mlcore.backbone import build_backbone, save_backbone
+
+    path = tmp_path / "galaxy-backbone.pt"
+    save_backbone(build_backbone("resnet18", "random", seed=5), path, name="resnet18", image_size=32)
+    version = model_version_get_or_create(weights=str(path))
+    with django_capture_on_commit_callbacks(execute=True):
+        as_admin.post(reverse("job-start", args=["extract_features"]), {
+            "dataset": dataset.pk, "backbone": "resnet50", "weights": "random", "image_size": 224, "seed": 0,
+            "model_version": version.pk})
+    job = Job.objects.get()
+    assert job.arguments["model_version"] == version.pk and job.status == Job.Status.SUCCEEDED
+
+
 def test_a_bad_start_request_shows_the_form_errors_and_queues_nothing(as_admin, dataset, feature_set):
     response = as_admin.post(reverse("job-start", args=["cluster"]), {
         "feature_set": feature_set.pk, "method": "kmeans", "k": 40, "pca_components": 50})

@@ -22,16 +22,6 @@ from mlcore.backbone import (
 RESNET18_FILE = "resnet18-f37072fd.pth"  # torchvision's IMAGENET1K_V1 file name
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """One intra-op thread: on a shared 2-core machine two OpenMP threads wait on each other at every layer (a
-    20x slowdown measured here when other processes were busy), and these tiny inputs gain nothing from two."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def features(model: torch.nn.Module, seed: int = 0, size: int = 32) -> torch.Tensor:
     images = torch.randn(2, 3, size, size, generator=torch.Generator().manual_seed(seed))
     with torch.inference_mode():

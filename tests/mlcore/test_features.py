@@ -16,16 +16,6 @@ GALAXIES = sorted((Path(__file__).resolve().parents[2] / "labeling" / "demo_data
 SIZE = 48
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """One intra-op thread: on a shared 2-core machine two OpenMP threads wait on each other at every layer (a
-    20x slowdown measured here when other processes were busy), and these tiny inputs gain nothing from two."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 class Tensors(torch.utils.data.Dataset):
     """Ready-made model inputs as (tensor, key, "") items, for tests that act on tensors directly."""
 
