@@ -160,4 +160,6 @@ LOGGING = {
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
+    # faiss reports at INFO which CPU-specific build it could not load before loading the generic one: noise.
+    "loggers": {"faiss.loader": {"level": "WARNING"}},
 }
