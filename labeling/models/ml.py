@@ -142,6 +142,10 @@ class Clustering(models.Model):
     def __str__(self):
         return f"{self.get_method_display()} k={self.k} on {self.feature_set}"
 
+    @property
+    def n_galaxies(self) -> int:
+        return sum(self.sizes)
+
 
 class ClusterAssignment(models.Model):
     clustering = models.ForeignKey(Clustering, on_delete=models.CASCADE, related_name="assignments")

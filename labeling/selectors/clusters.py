@@ -74,7 +74,9 @@ def clustering_gallery(*, clustering: Clustering, samples: int = 8) -> list[Clus
 
 
 def embedding_list(*, dataset: Dataset | None = None) -> QuerySet[Embedding]:
-    embeddings = Embedding.objects.select_related("feature_set__dataset", "feature_set__model_version", "schema")
+    """Maps with their number of points (``n_points``), counted in the one query."""
+    embeddings = Embedding.objects.select_related("feature_set__dataset", "feature_set__model_version", "schema") \
+        .annotate(n_points=Count("points"))
     return embeddings.filter(feature_set__dataset=dataset) if dataset is not None else embeddings
 
 

@@ -33,9 +33,12 @@ def feature_set_for(*, dataset: Dataset, feature_set_id: int | None = None) -> F
     indexed = FeatureSet.objects.filter(dataset=dataset, index_built_at__isnull=False).select_related(
         "model_version", "dataset")
     if feature_set_id is not None:
-        return indexed.filter(pk=feature_set_id).first()
-    return (indexed.filter(model_version__status=ModelVersion.Status.ACTIVE).order_by("rotation_invariant").first()
-            or indexed.order_by("-index_built_at", "-pk").first())
+        chosen = indexed.filter(pk=feature_set_id).first()
+    else:
+        chosen = (indexed.filter(model_version__status=ModelVersion.Status.ACTIVE).order_by("rotation_invariant")
+                  .first() or indexed.order_by("-index_built_at", "-pk").first())
+    # An index file removed by hand (a cleaned-up disk) means no neighbours, not a failing page.
+    return chosen if chosen is not None and chosen.index_file.exists() else None
 
 
 def indexed_feature_sets(*, dataset: Dataset) -> list[FeatureSet]:

@@ -208,3 +208,21 @@ def test_an_admin_starts_extraction_from_the_dataset_admin_and_a_dataset_without
     response = as_admin.post(changelist, {"action": "build_index_latest", "_selected_action": [empty.pk]},
                              follow=True)
     assert "Catalogue only: no features yet: extract features first" in response.content.decode()
+
+
+def test_the_clustering_and_map_lists_cost_the_same_queries_for_one_or_three_rows(
+        as_expert, dataset, feature_set, django_assert_max_num_queries):
+    for _ in range(3):
+        clustered(feature_set, k=3)
+        mapped(feature_set, "pca")
+        with django_assert_max_num_queries(4):
+            assert as_expert.get(reverse("clustering-list")).status_code == 200
+        with django_assert_max_num_queries(3):
+            response = as_expert.get(reverse("map-list"))
+        assert [m.n_points for m in response.context["maps"]] == [18] * len(response.context["maps"])
+
+
+def test_a_missing_index_file_means_no_neighbours_rather_than_an_error(as_expert, dataset, feature_set):
+    feature_set.index_file.unlink()
+    response = as_expert.get(reverse("galaxy-detail", args=[dataset.galaxies.first().pk]))
+    assert response.status_code == 200 and response.context["feature_set"] is None

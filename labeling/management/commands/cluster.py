@@ -32,6 +32,6 @@ class Command(BaseCommand):
         agreement = "; ".join(f"{m['name']} ARI {m['ari']:.3f}, NMI {m['nmi']:.3f}, purity {m['purity']:.3f}"
                               for m in clustering.metrics.values()) or "no labels to compare with"
         self.stdout.write(self.style.SUCCESS(
-            f"clustering #{clustering.pk}: {clustering.get_method_display()} of {sum(clustering.sizes):,} galaxies "
+            f"clustering #{clustering.pk}: {clustering.get_method_display()} of {clustering.n_galaxies:,} galaxies "
             f"into {clustering.k} clusters (sizes {min(clustering.sizes)}-{max(clustering.sizes)}) in {seconds:.1f} s; "
             f"{agreement}"))
