@@ -1,0 +1,351 @@
+"""Simulated active learning on a labelled set: the product's own evidence of how many labels a strategy saves.
+
+Every galaxy's label is known in advance. A fixed, stratified share is held out and never queried; each strategy
+then starts from no labels, "asks" for labels from the rest (the pool) in batches, refits the probability head
+(:mod:`mlcore.head`) after each batch and is scored on the held-out galaxies. Comparing the learning curves with
+random sampling shows how many labels a strategy needs to reach random's final accuracy.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+from sklearn.model_selection import train_test_split
+
+from mlcore import query
+from mlcore.cluster import kmeans
+from mlcore.head import ProbabilityHead, evaluate
+
+BASELINE = "random"
+
+# k-means clusters of the pool for cluster_margin: twice the number of classes, at most this many.
+MAX_CLUSTERS = 50
+
+
+def simulate(
+    features,
+    labels,
+    *,
+    strategies: Sequence[str],
+    initial: int = 20,
+    step: int = 20,
+    rounds: int = 15,
+    seed: int = 0,
+    test_fraction: float = 0.25,
+    min_labels: int = 20,
+    weights=None,
+    vote_questions=None,
+    progress: Callable[[str, int, int], None] | None = None,
+    head_factory: Callable[[], object] | None = None,
+) -> dict:
+    """Learning curves of query strategies against random sampling, on one held-out split.
+
+    Each strategy queries ``initial`` galaxies with no model (the query module's cold start), then for ``rounds``
+    rounds fits a head on its labels, scores it on the held-out galaxies and queries ``step`` more with the head's
+    probabilities, stopping early when the pool runs out. Every strategy sees the same split and the same seeds.
+
+    Args:
+        features: (n, d) feature vectors.
+        labels: (n,) true class of each galaxy (compared as str).
+        strategies: names from ``mlcore.query.STRATEGIES``; "random" is added first when missing, repeats dropped.
+        initial: labels queried before the first fit.
+        step: labels queried per round.
+        rounds: rounds after the first fit; a curve has at most ``rounds + 1`` points.
+        seed: seeds the split, the head (by default), the pool's k-means and every query.
+        test_fraction: share of the galaxies held out, stratified by class; a class with fewer than 2 galaxies
+            stays wholly in the pool.
+        min_labels: passed to ``query.choose``: below this many labels it uses its cold-start strategy.
+        weights: passed to ``query.choose`` unchanged (component weights of "combined").
+        vote_questions: per-galaxy vote data for ``query.choose``, [(fractions (n, answers), reached (n,)), ...]
+            per question; the pool's rows are passed.
+        progress: called as ``progress(strategy, points_done, points_planned)`` after each point.
+        head_factory: returns an unfitted head (``fit``, ``predict``, ``predict_proba``, ``member_proba``);
+            default ``ProbabilityHead(seed=seed)``.
+
+    Returns:
+        {"parameters": {the inputs other than arrays and callables, "n_galaxies", "n_features", "n_test",
+        "n_pool", "classes"}, "curves": {strategy: [{"labels", "accuracy", "balanced_accuracy", "strategy_used"},
+        ...]}, "savings": :func:`label_savings` of the curves, "seconds": {strategy: wall time},
+        "queried": {strategy: indices into ``features`` in the order they were queried}}. Plain JSON types only.
+        ``strategy_used`` is what ``query.choose`` reports for the batch that brought the labels to that point
+        (e.g. "typiclust" for a cold start).
+
+    Raises:
+        ValueError: for an unknown strategy (listing the known ones), features that are not a finite 2-D array,
+            labels of another length, initial or step < 1, rounds < 0, or a split that cannot be stratified.
+    """
+    matrix = np.asarray(features, dtype=np.float32)
+    if matrix.ndim != 2 or matrix.shape[0] == 0:
+        raise ValueError(f"features must be a non-empty 2-D array (galaxies x dimensions), got shape {matrix.shape}")
+    if not np.isfinite(matrix).all():
+        raise ValueError(f"features of shape {matrix.shape} contain NaN or infinite values")
+    names = np.asarray(labels).astype(str)
+    if names.shape != (len(matrix),):
+        raise ValueError(f"labels must have shape ({len(matrix)},) like the features' rows, got {names.shape}")
+    if initial < 1 or step < 1 or rounds < 0:
+        raise ValueError(f"need initial >= 1, step >= 1 and rounds >= 0, got {initial}, {step}, {rounds}")
+    ordered = strategy_order(strategies)
+    if "disagreement" in ordered and vote_questions is None:
+        raise ValueError("strategy 'disagreement' needs vote_questions: pass the volunteers' votes per question")
+
+    pool, test = held_out_split(names, test_fraction=test_fraction, seed=seed)
+    classes = sorted(set(names.tolist()))
+    context = {
+        "features": matrix[pool],
+        "labels": names[pool],
+        "test_features": matrix[test],
+        "test_labels": names[test],
+        "classes": classes,
+        "vote_questions": _rows(vote_questions, pool),
+        "weights": weights,
+        "min_labels": min_labels,
+        "seed": seed,
+        "factory": head_factory or (lambda: ProbabilityHead(seed=seed)),
+        "clusters": None,
+    }
+    if any("clusters" in query.strategy_needs(name, weights=weights) for name in ordered) and len(pool) >= 2:
+        k = min(max(2, 2 * len(classes)), MAX_CLUSTERS, len(pool))
+        context["clusters"] = kmeans(context["features"], k, seed=seed).labels
+
+    curves: dict[str, list[dict]] = {}
+    seconds: dict[str, float] = {}
+    queried: dict[str, list[int]] = {}
+    for name in ordered:
+        started = time.perf_counter()
+        curves[name], order = _curve(name, context, initial=initial, step=step, rounds=rounds, progress=progress)
+        seconds[name] = round(time.perf_counter() - started, 3)
+        queried[name] = pool[order].tolist()
+
+    parameters = {
+        "strategies": ordered, "initial": initial, "step": step, "rounds": rounds, "seed": seed,
+        "test_fraction": test_fraction, "min_labels": min_labels, "weights": _plain_weights(weights),
+        "n_galaxies": len(matrix), "n_features": matrix.shape[1], "n_test": len(test), "n_pool": len(pool),
+        "classes": classes,
+    }
+    return {"parameters": parameters, "curves": curves, "savings": label_savings(curves, baseline=BASELINE),
+            "seconds": seconds, "queried": queried}
+
+
+def strategy_order(strategies: Sequence[str]) -> list[str]:
+    """``strategies`` with "random" first (added when missing) and repeats dropped, in the order given.
+
+    Raises:
+        ValueError: listing the known strategies when one is unknown.
+    """
+    if isinstance(strategies, str):
+        strategies = [strategies]
+    unknown = [name for name in strategies if name not in query.STRATEGIES]
+    if unknown:
+        raise ValueError(f"unknown strategies {unknown}; known: {list(query.STRATEGIES)}")
+    return list(dict.fromkeys([BASELINE, *strategies]))
+
+
+def held_out_split(labels, *, test_fraction: float = 0.25, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Stratified split of galaxy indices into (pool, held-out), both sorted int64.
+
+    Classes with fewer than two galaxies cannot be stratified and stay wholly in the pool.
+
+    Raises:
+        ValueError: when ``test_fraction`` is outside (0, 1), no class has two galaxies, or the held-out share is too
+            small (or too large) to hold every splittable class.
+    """
+    if not 0.0 < test_fraction < 1.0:
+        raise ValueError(f"test_fraction must lie strictly between 0 and 1, got {test_fraction}")
+    names = np.asarray(labels).astype(str)
+    classes, counts = np.unique(names, return_counts=True)
+    splittable = np.isin(names, classes[counts >= 2])
+    rows = np.flatnonzero(splittable)
+    if len(rows) == 0:
+        raise ValueError(f"no class has two galaxies among {len(names)}: nothing can be held out")
+    try:
+        pool, test = train_test_split(rows, test_size=test_fraction, stratify=names[rows], random_state=seed)
+    except ValueError as exc:
+        raise ValueError(f"cannot hold out a stratified {test_fraction:g} of {len(rows)} galaxies in "
+                         f"{int((counts >= 2).sum())} classes: {exc}") from exc
+    pool = np.concatenate([pool, np.flatnonzero(~splittable)])
+    return np.sort(pool).astype(np.int64), np.sort(test).astype(np.int64)
+
+
+def _curve(strategy: str, context: dict, *, initial: int, step: int, rounds: int, progress) -> tuple[list, list]:
+    """One strategy's learning curve; returns (points, pool indices in query order)."""
+    pool_labels = context["labels"]
+    labelled = np.zeros(len(pool_labels), dtype=bool)
+    order: list[int] = []
+    needs = query.strategy_needs(strategy, weights=context["weights"])
+    head = None
+    points: list[dict] = []
+    for r in range(rounds + 1):
+        remaining = int((~labelled).sum())
+        batch = initial if r == 0 else step
+        # Model outputs only where the strategy reads them. Without a head (no labels yet, or one class only) there
+        # are none, and query.choose runs its cold start for the strategies that need them.
+        probs = head.predict_proba(context["features"]) if head is not None and "probs" in needs else None
+        members = head.member_proba(context["features"]) if head is not None and "member_probs" in needs else None
+        selection = query.choose(
+            strategy, n=min(batch, remaining), labelled=labelled.copy(), features=context["features"], probs=probs,
+            member_probs=members, clusters=context["clusters"], vote_questions=context["vote_questions"],
+            weights=context["weights"], seed=_round_seed(context["seed"], r), min_labels=context["min_labels"],
+        )
+        chosen = np.asarray(selection.indices, dtype=np.int64)
+        if len(chosen) and (chosen.min() < 0 or chosen.max() >= len(labelled) or labelled[chosen].any()):
+            raise RuntimeError(f"query.choose({strategy!r}) returned indices outside the unlabelled pool: {chosen}")
+        labelled[chosen] = True
+        order.extend(chosen.tolist())
+
+        head, predicted = _fit_and_predict(context, labelled)
+        scores = evaluate(context["test_labels"], predicted, context["classes"])
+        points.append({"labels": int(labelled.sum()), "accuracy": scores["accuracy"],
+                       "balanced_accuracy": scores["balanced_accuracy"], "strategy_used": str(selection.strategy)})
+        if progress is not None:
+            progress(strategy, r + 1, rounds + 1)
+        if labelled.all():
+            break
+    return points, order
+
+
+def _fit_and_predict(context: dict, labelled: np.ndarray):
+    """(fitted head or None, predicted labels of the held-out galaxies).
+
+    With fewer than two classes among the labels no head can be fitted; every held-out galaxy is then predicted as
+    the most common labelled class (ties: the first in sorted order).
+    """
+    known = context["labels"][labelled]
+    seen, counts = np.unique(known, return_counts=True)
+    if len(seen) < 2:
+        majority = seen[counts.argmax()] if len(seen) else context["classes"][0]
+        return None, np.full(len(context["test_labels"]), majority)
+    head = context["factory"]().fit(context["features"][labelled], known)
+    return head, head.predict(context["test_features"])
+
+
+def _round_seed(seed: int, round_index: int) -> int:
+    # Distinct per round (the same seed every round would repeat random's draws), identical across strategies.
+    return int(np.random.SeedSequence([seed, round_index]).generate_state(1)[0])
+
+
+def _rows(values, rows: np.ndarray):
+    """``values`` restricted to the galaxies ``rows``: an array (first axis = galaxies), or a list/tuple/mapping of
+    them at any depth (e.g. vote_questions as [(fractions, reached), ...]), or None."""
+    if values is None:
+        return None
+    if isinstance(values, Mapping):
+        return {key: _rows(value, rows) for key, value in values.items()}
+    if isinstance(values, list | tuple):
+        return type(values)(_rows(value, rows) for value in values)
+    return np.asarray(values)[rows]
+
+
+def _plain_weights(weights):
+    if weights is None:
+        return None
+    if isinstance(weights, Mapping):
+        return {str(key): float(value) for key, value in weights.items()}
+    return [float(value) for value in np.ravel(weights)]
+
+
+def label_savings(curves: Mapping[str, Sequence[Mapping]], baseline: str = BASELINE) -> dict:
+    """How many labels each strategy needs to reach the baseline's final accuracy.
+
+    The baseline's own count is the fewest labels at which its curve reaches its final accuracy (the same rule as
+    for the others, so a baseline that plateaued early is not flattered).
+
+    Returns:
+        {"baseline_final_accuracy", "baseline_labels", "per_strategy": {strategy: labels needed, or None if its
+        curve never gets there}, "best": the strategy needing fewest labels (ties: higher final accuracy, then
+        name) or None, "labels_saved": baseline_labels - best's labels (negative when it needs more) or None,
+        "saved_fraction": labels_saved / baseline_labels or None, "final_accuracy": {strategy: its last point's
+        accuracy, the baseline's included}}. The last is there because the label count alone misses a strategy
+        that beats the baseline from the first point on while the baseline stays flat (both "need" the first point).
+
+    Raises:
+        ValueError: when the baseline has no curve.
+    """
+    if not curves.get(baseline):
+        raise ValueError(f"no curve for the baseline {baseline!r} among {sorted(curves)}")
+    target = float(curves[baseline][-1]["accuracy"])
+
+    def labels_to_reach(points) -> int | None:
+        # A hair of tolerance: accuracies are means over one held-out set, equal values may differ in the last bit.
+        return min((int(p["labels"]) for p in points if p["accuracy"] >= target - 1e-9), default=None)
+
+    baseline_labels = labels_to_reach(curves[baseline])
+    per_strategy = {name: labels_to_reach(points) for name, points in curves.items() if name != baseline}
+    reached = [(needed, -float(curves[name][-1]["accuracy"]), name) for name, needed in per_strategy.items()
+               if needed is not None]
+    best = min(reached)[2] if reached else None
+    saved = baseline_labels - per_strategy[best] if best is not None else None
+    return {
+        "baseline_final_accuracy": target,
+        "baseline_labels": baseline_labels,
+        "per_strategy": per_strategy,
+        "best": best,
+        "labels_saved": saved,
+        "saved_fraction": saved / baseline_labels if saved is not None and baseline_labels else None,
+        "final_accuracy": {name: float(points[-1]["accuracy"]) for name, points in curves.items() if points},
+    }
+
+
+def write_results(result: Mapping, out_dir) -> tuple[Path, Path]:
+    """Write ``learning_curves.json`` (indent 2) and ``learning_curves.png`` into ``out_dir``, each atomically.
+
+    Returns:
+        (json path, png path).
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    json_path, png_path = out / "learning_curves.json", out / "learning_curves.png"
+    _write_atomically(json_path, lambda stream: stream.write(json.dumps(result, indent=2).encode()))
+    figure = _figure(result)
+    _write_atomically(png_path, lambda stream: figure.savefig(stream, format="png", dpi=120))
+    return json_path, png_path
+
+
+def _figure(result: Mapping):
+    # A bare Figure (no pyplot): no display is needed, no global backend is switched inside the web or worker
+    # process, and nothing stays registered with pyplot after the function returns.
+    from matplotlib.figure import Figure
+
+    parameters, curves, savings = result["parameters"], result["curves"], result["savings"]
+    figure = Figure(figsize=(12, 4.8), layout="constrained")
+    panels = figure.subplots(1, 2)
+    for axes, metric, title in ((panels[0], "accuracy", "Accuracy"),
+                                (panels[1], "balanced_accuracy", "Balanced accuracy")):
+        for name, points in curves.items():
+            axes.plot([p["labels"] for p in points], [p[metric] for p in points], marker="o", markersize=3,
+                      linestyle="--" if name == BASELINE else "-", linewidth=2 if name == BASELINE else 1.5,
+                      color="black" if name == BASELINE else None, zorder=3 if name == BASELINE else 2, label=name)
+        if metric == "accuracy":
+            axes.axhline(savings["baseline_final_accuracy"], color="grey", linestyle=":", linewidth=1,
+                         label=f"{BASELINE} final ({savings['baseline_final_accuracy']:.3f})")
+        axes.set_title(title)
+        axes.set_xlabel("labelled galaxies")
+        axes.set_ylabel(title.lower())
+        axes.grid(alpha=0.3)
+    panels[0].legend(fontsize="small")
+    headline = (f"Active learning on {parameters['n_galaxies']:,} galaxies ({parameters['n_pool']:,} in the pool, "
+                f"{parameters['n_test']:,} held out, {len(parameters['classes'])} classes)")
+    best, saved = savings["best"], savings["labels_saved"]
+    if best is not None:
+        change = f"{saved} fewer" if saved >= 0 else f"{-saved} more"
+        headline += (f"\n{best} reaches {BASELINE}'s final accuracy with {savings['per_strategy'][best]} labels, "
+                     f"{change} than {BASELINE} ({savings['baseline_labels']})")
+    figure.suptitle(headline)
+    return figure
+
+
+def _write_atomically(path: Path, write: Callable) -> None:
+    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            write(stream)
+        os.chmod(tmp, 0o644)  # mkstemp makes it private; the results are for anyone who can read the folder
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
