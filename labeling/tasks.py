@@ -14,15 +14,18 @@ a fixed task name: django-q2 looks results up by name, which must then be unique
 """
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.db import transaction
 from django_q.tasks import async_task
 
 from labeling.models import ConsensusRule, Dataset, DecisionTree, FeatureSet, LabelSchema, ModelVersion
+from labeling.services.classifier import classifier_fit
 from labeling.services.clustering import clustering_run, embedding_run
 from labeling.services.consensus import consensus_compute
 from labeling.services.features import features_extract
-from labeling.services.jobs import job_run
+from labeling.services.jobs import JobConflict, job_run
 from labeling.services.neighbours import index_build
+from labeling.services.queue import queue_build, queue_build_start
 from labeling.services.votes import votes_aggregate
 
 
@@ -127,5 +130,38 @@ def embed_2d(job_id: int, echo=None) -> dict:
             feature_set=FeatureSet.objects.get(pk=arguments["feature_set"]), method=arguments["method"],
             schema=schema, seed=arguments.get("seed", 0), reporter=reporter, user=job.created_by)
         return {"embedding": embedding.pk, "points": embedding.points.count()}
+
+    return job_run(job_id, work, echo=echo)
+
+
+def fit_classifier(job_id: int, echo=None) -> dict:
+    """Fit the probability model of a fit_classifier Job, then queue a rebuild of every expert's queue with its
+    probabilities: {"classifier", "labels", "calibrated", "queue_job"}."""
+    def work(job, reporter):
+        arguments = job.arguments
+        schema = LabelSchema.objects.get(pk=arguments["schema"])
+        classifier = classifier_fit(feature_set=FeatureSet.objects.get(pk=arguments["feature_set"]), schema=schema,
+                                    reporter=reporter)
+        queue_job = None
+        if arguments.get("rebuild_queues", True):
+            try:
+                queue_job = queue_build_start(dataset=job.dataset, schema=schema, user=job.created_by).pk
+            except JobConflict:
+                pass
+        return {"classifier": classifier.pk, "labels": classifier.n_labels, "calibrated": classifier.calibrated,
+                "queue_job": queue_job}
+
+    return job_run(job_id, work, echo=echo)
+
+
+def build_queue(job_id: int, echo=None) -> dict:
+    """Refill the experts' queues of a build_queue Job: {"experts", "entries", "double_labelled", "strategy"}."""
+    def work(job, reporter):
+        arguments = job.arguments
+        experts = None
+        if arguments.get("experts") is not None:
+            experts = list(get_user_model().objects.filter(pk__in=arguments["experts"]).order_by("pk"))
+        return queue_build(dataset=job.dataset, schema=LabelSchema.objects.get(pk=arguments["schema"]),
+                           experts=experts, strategy=arguments.get("strategy"), reporter=reporter)
 
     return job_run(job_id, work, echo=echo)

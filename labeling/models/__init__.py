@@ -1,17 +1,27 @@
 """The data model, one module per concern: datasets and galaxies (catalogue), decision trees and volunteer votes
 (trees), label schemas with expert and consensus labels (labels), model versions, features, clusterings and maps
-(ml), and background jobs (jobs). Writes go through labeling/services; reads that span relations live in
-labeling/selectors."""
+(ml), active-learning queues, probability models and simulations (queue), and background jobs (jobs). Writes go
+through labeling/services; reads that span relations live in labeling/selectors."""
 
 from labeling.models.catalogue import Dataset, Galaxy, galaxy_image_path, galaxy_thumbnail_path
 from labeling.models.jobs import Job
 from labeling.models.labels import ConsensusLabel, ConsensusRule, ExpertLabel, LabelClass, LabelSchema
 from labeling.models.ml import ClusterAssignment, Clustering, Embedding, EmbeddingPoint, FeatureSet, ModelVersion
+from labeling.models.queue import (
+    STRATEGY_CHOICES,
+    Classifier,
+    LabelResolution,
+    Prediction,
+    QueueEntry,
+    QueuePolicy,
+    Simulation,
+)
 from labeling.models.trees import Answer, DecisionTree, Question, VolunteerClassification, VoteSummary
 
 __all__ = [
-    "Answer", "ClusterAssignment", "Clustering", "ConsensusLabel", "ConsensusRule", "Dataset", "DecisionTree",
-    "Embedding", "EmbeddingPoint", "ExpertLabel", "FeatureSet", "Galaxy", "Job", "LabelClass", "LabelSchema",
-    "ModelVersion", "Question", "VolunteerClassification", "VoteSummary", "galaxy_image_path",
+    "STRATEGY_CHOICES", "Answer", "Classifier", "ClusterAssignment", "Clustering", "ConsensusLabel",
+    "ConsensusRule", "Dataset", "DecisionTree", "Embedding", "EmbeddingPoint", "ExpertLabel", "FeatureSet",
+    "Galaxy", "Job", "LabelClass", "LabelResolution", "LabelSchema", "ModelVersion", "Prediction", "Question",
+    "QueueEntry", "QueuePolicy", "Simulation", "VolunteerClassification", "VoteSummary", "galaxy_image_path",
     "galaxy_thumbnail_path",
 ]

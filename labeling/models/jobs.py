@@ -14,6 +14,8 @@ class Job(models.Model):
         BUILD_INDEX = "build_index", "build neighbour index"
         CLUSTER = "cluster", "cluster"
         EMBED_2D = "embed_2d", "2-D map"
+        FIT_CLASSIFIER = "fit_classifier", "fit probability model"
+        BUILD_QUEUE = "build_queue", "build labelling queues"
 
     class Status(models.TextChoices):
         QUEUED = "queued", "queued"

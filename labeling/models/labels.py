@@ -99,7 +99,8 @@ class ExpertLabel(models.Model):
 
     class Meta:
         ordering = ["galaxy", "schema", "-created_at"]
-        indexes = [models.Index(fields=["schema", "superseded_at"])]
+        indexes = [models.Index(fields=["schema", "superseded_at"]), models.Index(fields=["expert", "created_at"]),
+                   models.Index(fields=["schema", "created_at"])]
         constraints = [
             models.UniqueConstraint(
                 fields=["galaxy", "schema", "expert"],

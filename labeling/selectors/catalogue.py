@@ -131,7 +131,8 @@ def galaxy_list(
 def with_current_labels(galaxies: QuerySet[Galaxy], *, schema: LabelSchema | None = None) -> QuerySet[Galaxy]:
     """``galaxies`` with their current expert labels and consensus labels (of ``schema``, or all) prefetched as
     ``current_expert_labels`` and ``consensus_labels_shown``: two queries, however many galaxies."""
-    expert_labels = ExpertLabel.objects.filter(superseded_at__isnull=True).select_related("schema", "label_class")
+    expert_labels = ExpertLabel.objects.filter(superseded_at__isnull=True).select_related("schema", "label_class",
+                                                                                          "expert")
     consensus_labels = ConsensusLabel.objects.select_related("schema", "label_class")
     if schema is not None:
         expert_labels = expert_labels.filter(schema=schema)
@@ -208,7 +209,8 @@ class GalaxyDetail:
     metadata: list[tuple[str, object]] = field(default_factory=list)
 
 
-def _votes_by_tree(galaxy: Galaxy) -> list[TreeVotes]:
+def votes_by_tree(galaxy: Galaxy) -> list[TreeVotes]:
+    """The galaxy's vote breakdown per decision tree and source, questions in tree order: two queries."""
     summaries = (
         VoteSummary.objects.filter(galaxy=galaxy)
         .select_related("question__tree")
@@ -265,7 +267,7 @@ def galaxy_detail(*, galaxy_id: int) -> GalaxyDetail:
     shown = {key: json.dumps(value) if isinstance(value, list | dict) else value for key, value in metadata.items()}
     return GalaxyDetail(
         galaxy=galaxy,
-        votes=_votes_by_tree(galaxy),
+        votes=votes_by_tree(galaxy),
         consensus_labels=consensus_labels,
         current_expert_labels=[label for label in expert_labels if label.is_current],
         past_expert_labels=[label for label in expert_labels if not label.is_current],

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from django.db.models import Count
 
-from labeling.models import ConsensusLabel, ConsensusRule, Dataset, ExpertLabel, LabelSchema
+from labeling.models import ConsensusLabel, ConsensusRule, Dataset, ExpertLabel, LabelResolution, LabelSchema
 
 EXPERT, CONSENSUS = "expert", "consensus"
 
@@ -40,8 +40,9 @@ def label_sets(*, dataset: Dataset) -> list[LabelSet]:
 
 
 def galaxy_labels(*, dataset: Dataset, schema: LabelSchema, source: str) -> dict[int, str]:
-    """Class key per labelled galaxy of the dataset. Experts who disagree: the class most of them gave, the latest
-    label breaking ties. Consensus: the consensus class, leaving out 'uncertain' (no class is no label)."""
+    """Class key per labelled galaxy of the dataset. Experts who disagree: an admin's resolution, else the class
+    most of them gave, the latest label breaking ties. Consensus: the consensus class, leaving out 'uncertain'
+    (no class is no label)."""
     if source == CONSENSUS:
         uncertain = set(ConsensusRule.objects.filter(schema=schema).values_list("uncertain_class_key", flat=True))
         rows = ConsensusLabel.objects.filter(schema=schema, galaxy__dataset=dataset).exclude(
@@ -56,5 +57,8 @@ def galaxy_labels(*, dataset: Dataset, schema: LabelSchema, source: str) -> dict
     for order, (galaxy_id, key) in enumerate(rows):
         votes.setdefault(galaxy_id, Counter())[key] += 1
         latest.setdefault(galaxy_id, {})[key] = order
-    return {galaxy_id: max(counter, key=lambda k, g=galaxy_id: (counter[k], latest[g][k]))
-            for galaxy_id, counter in votes.items()}
+    labels = {galaxy_id: max(counter, key=lambda k, g=galaxy_id: (counter[k], latest[g][k]))
+              for galaxy_id, counter in votes.items()}
+    labels.update(LabelResolution.objects.filter(schema=schema, galaxy__dataset=dataset)
+                  .values_list("galaxy_id", "label_class__key"))
+    return labels

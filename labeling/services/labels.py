@@ -11,9 +11,15 @@ EXPERTS_GROUP = "experts"
 
 
 def user_is_expert(user: AbstractBaseUser) -> bool:
-    return bool(user and user.is_authenticated and (
-        user.is_superuser or user.groups.filter(name=EXPERTS_GROUP).exists()
-    ))
+    """Experts label; admins (staff) may too. The group lookup is cached on the user for the request."""
+    if not (user and user.is_authenticated):
+        return False
+    if user.is_superuser or user.is_staff:
+        return True
+    cached = getattr(user, "_is_expert", None)
+    if cached is None:
+        cached = user._is_expert = user.groups.filter(name=EXPERTS_GROUP).exists()
+    return cached
 
 
 @transaction.atomic

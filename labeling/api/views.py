@@ -1,0 +1,95 @@
+"""The labelling endpoints the expert's page calls: next galaxies, label, undo, skip, bulk label."""
+
+from django.core.exceptions import PermissionDenied
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.shortcuts import get_object_or_404
+from rest_framework import status
+from rest_framework.exceptions import PermissionDenied as Forbidden
+from rest_framework.exceptions import ValidationError
+from rest_framework.permissions import IsAuthenticated
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from labeling.api.permissions import IsExpert
+from labeling.api.serializers import BulkLabelSerializer, LabelSerializer, NextSerializer, QueueSerializer
+from labeling.models import QueueEntry
+from labeling.selectors.queue import entries_json, labelled_today
+from labeling.services import labelling
+
+
+def _checked(serializer_class, data):
+    serializer = serializer_class(data=data)
+    serializer.is_valid(raise_exception=True)
+    return serializer.validated_data
+
+
+def _django_errors(error: DjangoValidationError) -> ValidationError:
+    return ValidationError(error.message_dict if hasattr(error, "error_dict") else {"non_field_errors": error.messages})
+
+
+class ExpertView(APIView):
+    permission_classes = [IsAuthenticated, IsExpert]
+
+
+class QueueNextView(ExpertView):
+    """GET: the next galaxies of the signed-in expert's queue, with everything the labelling page shows."""
+
+    def get(self, request):
+        data = _checked(NextSerializer, request.query_params)
+        return Response(labelling.queue_next(expert=request.user, dataset=data["dataset"], schema=data["schema"],
+                                             count=data["count"], exclude=data["exclude"]))
+
+
+class LabelCreateView(ExpertView):
+    """POST: the signed-in expert's label for a galaxy (sending the same label again changes nothing)."""
+
+    def post(self, request):
+        data = _checked(LabelSerializer, request.data)
+        try:
+            label = labelling.label_give(expert=request.user, galaxy=data["galaxy"], schema=data["schema"],
+                                         label_class=data["label_class"], note=data["note"])
+        except DjangoValidationError as error:
+            raise _django_errors(error) from error
+        return Response({"id": label.pk, "galaxy": label.galaxy_id, "label_class": label.label_class.key,
+                         "labelled_today": labelled_today(expert=request.user)}, status=status.HTTP_201_CREATED)
+
+
+class LabelUndoView(ExpertView):
+    """POST: take back the signed-in expert's latest label in a dataset and schema."""
+
+    def post(self, request):
+        data = _checked(QueueSerializer, request.data)
+        undone = labelling.label_undo(expert=request.user, dataset=data["dataset"], schema=data["schema"])
+        if undone is None:
+            return Response({"detail": "nothing to undo"}, status=status.HTTP_404_NOT_FOUND)
+        label, entry = undone
+        entry = QueueEntry.objects.select_related("galaxy__dataset", "model_version", "classifier").get(pk=entry.pk)
+        return Response({"undone": {"galaxy": label.galaxy_id, "label_class": label.label_class.key},
+                         "entry": entries_json(entries=[entry], expert=request.user, schema=data["schema"])[0],
+                         "labelled_today": labelled_today(expert=request.user)})
+
+
+class QueueSkipView(ExpertView):
+    """POST: skip a galaxy of one's own queue."""
+
+    def post(self, request, entry_id: int):
+        entry = get_object_or_404(QueueEntry, pk=entry_id)
+        try:
+            labelling.entry_skip(expert=request.user, entry=entry)
+        except PermissionDenied as error:
+            raise Forbidden(str(error)) from error
+        return Response({"skipped": entry.pk})
+
+
+class BulkLabelView(ExpertView):
+    """POST: one class for many galaxies at once, all or none."""
+
+    def post(self, request):
+        data = _checked(BulkLabelSerializer, request.data)
+        try:
+            result = labelling.labels_bulk(expert=request.user, schema=data["schema"],
+                                           label_class=data["label_class"], galaxy_ids=data["galaxies"],
+                                           note=data["note"])
+        except DjangoValidationError as error:
+            raise _django_errors(error) from error
+        return Response(result, status=status.HTTP_201_CREATED)

@@ -1,0 +1,160 @@
+"""What the labelling page shows for the galaxies at the head of an expert's queue: the image, why it was chosen,
+the volunteers' votes, the model's prediction and the nearest neighbours with their labels. A fixed number of
+queries per galaxy shown, however large the dataset."""
+
+from dataclasses import dataclass
+from datetime import datetime, time
+
+from django.db.models import Count, Q
+from django.urls import reverse
+from django.utils import timezone
+
+from labeling.models import ConsensusLabel, Dataset, ExpertLabel, Job, LabelSchema, Prediction, QueueEntry
+from labeling.selectors.catalogue import votes_by_tree
+from labeling.selectors.similarity import feature_set_for, galaxy_neighbours
+from labeling.services.classifier import current_feature_set, latest_classifier
+
+NEIGHBOURS_SHOWN = 8
+
+
+@dataclass
+class LabellingChoice:
+    dataset: Dataset
+    schema: LabelSchema
+    galaxies: int  # with an image
+    labelled: int  # with a current expert label (any expert or import)
+    mine: int  # with the expert's own current label
+    pending: int  # waiting in the expert's queue
+
+
+def labelling_choices(*, expert) -> list[LabellingChoice]:
+    """Each dataset with images and each schema that labels it (every schema for a dataset nobody labelled yet),
+    with the expert's progress. Six queries, however many datasets."""
+    datasets = list(Dataset.objects.annotate(n=Count("galaxies", filter=~Q(galaxies__image=""))).filter(n__gt=0)
+                    .order_by("name"))
+    schemas = {s.pk: s for s in LabelSchema.objects.order_by("name")}
+    current = ExpertLabel.objects.filter(superseded_at__isnull=True)
+
+    def grouped(queryset, field="galaxy"):
+        return {(row["galaxy__dataset"], row["schema"]): row["n"] for row in queryset.values(
+            "galaxy__dataset", "schema").annotate(n=Count(field, distinct=True))}
+
+    labelled = grouped(current)
+    mine = grouped(current.filter(expert=expert))
+    consensus = grouped(ConsensusLabel.objects.all())
+    pending = {(row["dataset"], row["schema"]): row["n"] for row in QueueEntry.objects.filter(
+        expert=expert, status=QueueEntry.Status.PENDING).values("dataset", "schema").annotate(n=Count("pk"))}
+    known = set(labelled) | set(consensus) | set(pending)
+    choices = []
+    for dataset in datasets:
+        pairs = sorted(schema_id for d, schema_id in known if d == dataset.pk) or list(schemas)
+        for schema_id in pairs:
+            key = (dataset.pk, schema_id)
+            choices.append(LabellingChoice(dataset=dataset, schema=schemas[schema_id], galaxies=dataset.n,
+                                           labelled=labelled.get(key, 0), mine=mine.get(key, 0),
+                                           pending=pending.get(key, 0)))
+    return choices
+
+
+def pending_entries(*, expert, dataset: Dataset, schema: LabelSchema, count: int = 2,
+                    exclude: list[int] = ()) -> list[QueueEntry]:
+    """The head of the expert's queue, leaving out the entries the page already holds."""
+    return list(QueueEntry.objects.filter(expert=expert, dataset=dataset, schema=schema,
+                                          status=QueueEntry.Status.PENDING).exclude(pk__in=list(exclude))
+                .select_related("galaxy__dataset", "model_version", "classifier").order_by("rank", "pk")[:count])
+
+
+def queue_remaining(*, expert, dataset: Dataset, schema: LabelSchema) -> int:
+    return QueueEntry.objects.filter(expert=expert, dataset=dataset, schema=schema,
+                                     status=QueueEntry.Status.PENDING).count()
+
+
+def labelled_today(*, expert) -> int:
+    """Labels the expert gave since local midnight (undone ones are gone, changed ones count twice)."""
+    midnight = timezone.make_aware(datetime.combine(timezone.localdate(), time.min))
+    return ExpertLabel.objects.filter(expert=expert, created_at__gte=midnight).count()
+
+
+def queue_build_state(*, dataset: Dataset, schema: LabelSchema) -> Job | None:
+    """The latest build of the dataset's queues for the schema, running or finished."""
+    return (Job.objects.filter(kind=Job.Kind.BUILD_QUEUE, dataset=dataset, arguments__schema=schema.pk)
+            .order_by("-created_at", "-pk").first())
+
+
+def _class_json(label_class) -> dict | None:
+    return {"key": label_class.key, "name": label_class.name} if label_class is not None else None
+
+
+def _votes_json(galaxy) -> list[dict]:
+    return [{"tree": block.tree_title, "source": block.source, "questions": [
+        {"key": q.question.key, "text": q.question.text, "total": q.total,
+         "answers": [{"key": a.key, "text": a.text, "fraction": round(a.fraction, 4), "count": a.count}
+                     for a in q.answers]}
+        for q in block.questions if q.has_votes]} for block in votes_by_tree(galaxy)]
+
+
+def _prediction_json(prediction: Prediction | None, names: dict[str, str]) -> dict | None:
+    if prediction is None:
+        return None
+    ranked = sorted(prediction.probabilities.items(), key=lambda item: -item[1])
+    return {"label_class": prediction.label_class.key, "name": prediction.label_class.name,
+            "probability": round(prediction.probability, 4),
+            "probabilities": [{"key": key, "name": names.get(key, key), "p": round(p, 4)} for key, p in ranked],
+            "calibrated": prediction.classifier.calibrated, "classifier_id": prediction.classifier_id,
+            "n_labels": prediction.classifier.n_labels}
+
+
+def _neighbours_json(galaxy, schema: LabelSchema, feature_set) -> list[dict]:
+    if feature_set is None:
+        return []
+    shown = []
+    for neighbour in galaxy_neighbours(galaxy=galaxy, feature_set=feature_set, k=NEIGHBOURS_SHOWN):
+        other = neighbour.galaxy
+        expert = [lab for lab in other.current_expert_labels if lab.schema_id == schema.pk]
+        consensus = [lab for lab in other.consensus_labels_shown if lab.schema_id == schema.pk]
+        label, source = (expert[0].label_class, "expert") if expert else (
+            (consensus[0].label_class, "consensus") if consensus else (None, None))
+        shown.append({"id": other.pk, "thumbnail_url": other.thumbnail.url if other.thumbnail else None,
+                      "detail_url": reverse("galaxy-detail", args=[other.pk]), "similarity": round(neighbour.score, 4),
+                      "label": _class_json(label), "label_source": source})
+    return shown
+
+
+def entries_json(*, entries: list[QueueEntry], expert, schema: LabelSchema) -> list[dict]:
+    """The labelling page's view of each entry (see the API's /api/queue/next/)."""
+    if not entries:
+        return []
+    dataset = entries[0].dataset
+    galaxy_ids = [entry.galaxy_id for entry in entries]
+    names = dict(schema.classes.values_list("key", "name"))
+    classifier = latest_classifier(feature_set=current_feature_set(dataset=dataset), schema=schema)
+    predictions = {}
+    if classifier is not None:
+        predictions = {p.galaxy_id: p for p in Prediction.objects.filter(
+            classifier=classifier, galaxy_id__in=galaxy_ids).select_related("label_class", "classifier")}
+    yours = {label.galaxy_id: label.label_class for label in ExpertLabel.objects.filter(
+        expert=expert, schema=schema, galaxy_id__in=galaxy_ids, superseded_at__isnull=True).select_related(
+        "label_class")}
+    feature_set = feature_set_for(dataset=dataset)
+    shown = []
+    for entry in entries:
+        galaxy = entry.galaxy
+        shown.append({
+            "id": entry.pk,
+            "galaxy": {"id": galaxy.pk, "external_id": galaxy.external_id, "dataset": galaxy.dataset.name,
+                       "image_url": galaxy.image.url if galaxy.image else None,
+                       "thumbnail_url": galaxy.thumbnail.url if galaxy.thumbnail else None,
+                       "width": galaxy.width, "height": galaxy.height, "ra": galaxy.ra, "dec": galaxy.dec,
+                       "detail_url": reverse("galaxy-detail", args=[galaxy.pk])},
+            "why": {"strategy": entry.strategy, "requested_strategy": entry.requested_strategy,
+                    "score": round(entry.score, 4), "rank": entry.rank,
+                    "model_version": entry.model_version.name if entry.model_version else None,
+                    "classifier": str(entry.classifier) if entry.classifier else None,
+                    "components": entry.components, "double_label": entry.double_label,
+                    "built_at": entry.created_at.isoformat()},
+            "votes": _votes_json(galaxy),
+            "prediction": _prediction_json(predictions.get(galaxy.pk), names),
+            "neighbours": _neighbours_json(galaxy, schema, feature_set),
+            "your_label": _class_json(yours.get(galaxy.pk)),
+        })
+    return shown

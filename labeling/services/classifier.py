@@ -1,0 +1,170 @@
+"""The probability model before any retraining: a calibrated, class-balanced logistic regression on the current
+feature vectors (mlcore.head), trained on expert labels plus confident volunteer consensus, whose probabilities
+feed the uncertainty strategies and are shown to experts."""
+
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+from django.db import transaction
+from django.utils import timezone
+
+from labeling.models import (
+    Classifier,
+    ConsensusLabel,
+    ConsensusRule,
+    Dataset,
+    ExpertLabel,
+    FeatureSet,
+    Job,
+    LabelClass,
+    LabelSchema,
+    ModelVersion,
+    Prediction,
+    QueuePolicy,
+)
+from labeling.selectors.labels import EXPERT, galaxy_labels
+from labeling.services.jobs import JobConflict, JobReporter, job_create
+
+PREDICT_BATCH = 50_000
+
+
+def current_feature_set(*, dataset: Dataset) -> FeatureSet | None:
+    """The vectors the queue and the probability model use: the active model version's, else the most recently
+    updated non-empty feature set of the dataset."""
+    sets = FeatureSet.objects.filter(dataset=dataset, count__gt=0).select_related("model_version", "dataset")
+    return (sets.filter(model_version__status=ModelVersion.Status.ACTIVE).order_by("rotation_invariant").first()
+            or sets.order_by("-updated_at", "-pk").first())
+
+
+def queue_policy(*, dataset: Dataset) -> QueuePolicy:
+    return QueuePolicy.objects.get_or_create(dataset=dataset)[0]
+
+
+def training_labels(*, dataset: Dataset, schema: LabelSchema, min_agreement: float) -> tuple[dict[int, str], int]:
+    """Class key per galaxy the model may learn from: expert labels (imported ones included, resolutions first),
+    then volunteer consensus at least ``min_agreement`` strong where no expert spoke. Returns the labels and how
+    many came from experts."""
+    labels = galaxy_labels(dataset=dataset, schema=schema, source=EXPERT)
+    n_expert = len(labels)
+    uncertain = set(ConsensusRule.objects.filter(schema=schema).values_list("uncertain_class_key", flat=True))
+    consensus = (ConsensusLabel.objects.filter(schema=schema, galaxy__dataset=dataset, agreement__gte=min_agreement)
+                 .exclude(label_class__key__in=uncertain).values_list("galaxy_id", "label_class__key"))
+    for galaxy_id, key in consensus:
+        labels.setdefault(galaxy_id, key)
+    return labels, n_expert
+
+
+def _head_path(feature_set: FeatureSet, schema: LabelSchema) -> Path:
+    stamp = timezone.now().strftime("%Y%m%dT%H%M%S%f")
+    return feature_set.store_dir.parent / f"{feature_set.store_path}.head-{schema.name}-{stamp}.pkl"
+
+
+def classifier_fit(*, feature_set: FeatureSet, schema: LabelSchema, reporter: JobReporter | None = None,
+                   seed: int = 0) -> Classifier:
+    """Fit the probability model on the feature set's labelled galaxies and store a prediction for every galaxy
+    with a vector. The older models' predictions of this feature set and schema are replaced in the same
+    transaction, so readers see the old predictions or the new ones, never a mix.
+
+    Raises:
+        ValueError: when the labelled galaxies with vectors hold fewer than two classes.
+    """
+    from mlcore.head import ProbabilityHead
+    from mlcore.store import FeatureStore
+
+    policy = queue_policy(dataset=feature_set.dataset)
+    labels, n_expert_all = training_labels(dataset=feature_set.dataset, schema=schema,
+                                           min_agreement=policy.consensus_min_agreement)
+    store = FeatureStore.open(feature_set.store_dir)
+    keys = np.array(sorted(labels), dtype=np.int64)
+    keys = keys[store.has(keys)] if len(keys) else keys
+    y = np.array([labels[int(k)] for k in keys], dtype=object).astype(str)
+    counts = Counter(y.tolist())
+    if len(counts) < 2:
+        raise ValueError(f"the probability model needs labelled galaxies of at least two classes of schema "
+                         f"{schema.name!r} with feature vectors; found {dict(counts) or 'none'}")
+    if reporter:
+        reporter.progress(0, 3, f"fitting on {len(keys)} labelled galaxies")
+    head = ProbabilityHead(seed=seed).fit(store.get(keys).astype(np.float32), y)
+    path = _head_path(feature_set, schema)
+    head.save(path)
+    expert_ids = set(ExpertLabel.objects.filter(schema=schema, galaxy__dataset=feature_set.dataset,
+                                                superseded_at__isnull=True).values_list("galaxy_id", flat=True))
+    n_expert = sum(1 for k in keys if int(k) in expert_ids)
+    if reporter:
+        reporter.progress(1, 3, f"predicting {len(store)} galaxies")
+    class_ids = dict(LabelClass.objects.filter(schema=schema).values_list("key", "id"))
+    classes = [str(c) for c in head.classes_]
+    rows = []
+    for batch_keys, vectors in store.iter_batches(PREDICT_BATCH):
+        probs = head.predict_proba(vectors.astype(np.float32))
+        best = probs.argmax(axis=1)
+        for key, row, top in zip(batch_keys.tolist(), probs.tolist(), best.tolist(), strict=True):
+            rows.append((key, classes[top], row[top], dict(zip(classes, (round(p, 5) for p in row), strict=True))))
+        if reporter:
+            reporter.check_cancelled()
+    if reporter:
+        reporter.progress(2, 3, "saving predictions")
+    try:
+        with transaction.atomic():
+            classifier = Classifier.objects.create(
+                feature_set=feature_set, schema=schema, path=str(path), classes=classes, n_labels=len(keys),
+                n_expert=n_expert, n_consensus=len(keys) - n_expert, calibrated=bool(head.calibrated_),
+                metrics={"class_counts": dict(sorted(counts.items())), "expert_labels_seen": n_expert_all},
+            )
+            Prediction.objects.filter(classifier__feature_set=feature_set, classifier__schema=schema).exclude(
+                classifier=classifier).delete()
+            existing = set(feature_set.dataset.galaxies.values_list("id", flat=True))
+            Prediction.objects.bulk_create(
+                [Prediction(classifier=classifier, galaxy_id=key, label_class_id=class_ids[top], probability=p,
+                            probabilities=all_p) for key, top, p, all_p in rows if key in existing],
+                batch_size=5000,
+            )
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+    return classifier
+
+
+def latest_classifier(*, feature_set: FeatureSet | None, schema: LabelSchema) -> Classifier | None:
+    if feature_set is None:
+        return None
+    return Classifier.objects.filter(feature_set=feature_set, schema=schema).order_by("-created_at", "-id").first()
+
+
+def classifier_fit_start(*, dataset: Dataset, schema: LabelSchema, user=None, enqueue: bool = True,
+                         rebuild_queues: bool = True) -> Job:
+    """Queue a refit of the probability model on the dataset's current features (then, by default, a rebuild of
+    every expert's queue with the new probabilities).
+
+    Raises:
+        ValueError: when the dataset has no feature vectors yet.
+        JobConflict: when the same refit is already queued or running.
+    """
+    feature_set = current_feature_set(dataset=dataset)
+    if feature_set is None:
+        raise ValueError(f"dataset {dataset.name!r} has no feature vectors yet: extract features first")
+    return job_create(kind=Job.Kind.FIT_CLASSIFIER, dataset=dataset, user=user, enqueue=enqueue,
+                      arguments={"feature_set": feature_set.pk, "schema": schema.pk,
+                                 "rebuild_queues": rebuild_queues})
+
+
+def classifier_refit_if_due(*, dataset: Dataset, schema: LabelSchema, policy: QueuePolicy) -> Job | None:
+    """Start a refit when ``policy.refit_every`` labels arrived since the last one (never two at once)."""
+    feature_set = current_feature_set(dataset=dataset)
+    if feature_set is None:
+        return None
+    # Counted from the last refit that was asked for, finished or not, so a refit that fails (one class only)
+    # is retried after the next N labels rather than after every label.
+    last_fit = Job.objects.filter(kind=Job.Kind.FIT_CLASSIFIER, dataset=dataset, arguments__schema=schema.pk
+                                  ).order_by("-created_at").values_list("created_at", flat=True).first()
+    since = ExpertLabel.objects.filter(schema=schema, galaxy__dataset=dataset, expert__isnull=False)
+    if last_fit is not None:
+        since = since.filter(created_at__gt=last_fit)
+    if since.count() < policy.refit_every:
+        return None
+    try:
+        return classifier_fit_start(dataset=dataset, schema=schema)
+    except (JobConflict, ValueError):
+        return None
+
