@@ -10,6 +10,8 @@ from labeling.admin_actions import (
     job_cancel_selected,
     job_rerun_selected,
     map_latest_umap,
+    rebuild_queues,
+    refit_probability_model,
 )
 
 
@@ -18,7 +20,8 @@ class DatasetAdmin(admin.ModelAdmin):
     list_display = ["name", "survey", "licence", "created_at"]
     search_fields = ["name", "survey", "description"]
     prepopulated_fields = {"slug": ["name"]}
-    actions = [extract_features_default, build_index_latest, cluster_latest_kmeans, map_latest_umap]
+    actions = [extract_features_default, build_index_latest, cluster_latest_kmeans, map_latest_umap,
+               refit_probability_model, rebuild_queues]
 
 
 @admin.register(models.Galaxy)
@@ -177,3 +180,46 @@ class JobAdmin(admin.ModelAdmin):
                        "cancel_requested", "created_by", "created_at", "started_at", "finished_at", "heartbeat_at",
                        "worker_host", "worker_pid", "rerun_of"]
     actions = [job_cancel_selected, job_rerun_selected]
+
+
+@admin.register(models.QueuePolicy)
+class QueuePolicyAdmin(admin.ModelAdmin):
+    list_display = ["dataset", "strategy", "batch_size", "double_label_share", "refit_every", "min_labels",
+                    "updated_at"]
+    list_select_related = ["dataset"]
+    readonly_fields = ["updated_by", "updated_at"]
+
+    def save_model(self, request, obj, form, change):
+        from django.utils import timezone
+
+        obj.updated_by, obj.updated_at = request.user, timezone.now()
+        super().save_model(request, obj, form, change)
+
+
+@admin.register(models.QueueEntry)
+class QueueEntryAdmin(admin.ModelAdmin):
+    list_display = ["galaxy", "expert", "schema", "rank", "strategy", "score", "double_label", "status", "created_at"]
+    list_filter = ["status", "strategy", "double_label", "schema", "dataset"]
+    list_select_related = ["galaxy", "expert", "schema"]
+    raw_id_fields = ["galaxy", "expert", "model_version", "classifier"]
+
+
+@admin.register(models.Classifier)
+class ClassifierAdmin(admin.ModelAdmin):
+    list_display = ["pk", "feature_set", "schema", "n_labels", "n_expert", "n_consensus", "calibrated", "created_at"]
+    list_select_related = ["feature_set__dataset", "feature_set__model_version", "schema"]
+    readonly_fields = ["feature_set", "schema", "path", "classes", "metrics"]
+
+
+@admin.register(models.LabelResolution)
+class LabelResolutionAdmin(admin.ModelAdmin):
+    list_display = ["galaxy", "schema", "label_class", "resolved_by", "resolved_at"]
+    list_select_related = ["galaxy", "schema", "label_class", "resolved_by"]
+    raw_id_fields = ["galaxy"]
+
+
+@admin.register(models.Simulation)
+class SimulationAdmin(admin.ModelAdmin):
+    list_display = ["pk", "dataset", "oracle", "created_at"]
+    list_select_related = ["dataset"]
+    readonly_fields = ["parameters", "curves", "savings", "seconds"]

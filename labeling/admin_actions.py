@@ -84,3 +84,45 @@ def job_rerun_selected(modeladmin, request, queryset):
         except ValueError as exc:
             problems.append(str(exc))
     _started(modeladmin, request, jobs, problems)
+
+
+def _labelling_schemas(dataset):
+    """The schemas whose labels (expert or consensus) the dataset has, or which have a queue in it."""
+    from labeling.models import LabelSchema, QueueEntry
+    from labeling.selectors.labels import label_sets
+
+    ids = {label_set.schema.pk for label_set in label_sets(dataset=dataset)}
+    ids |= set(QueueEntry.objects.filter(dataset=dataset).values_list("schema", flat=True).distinct())
+    return list(LabelSchema.objects.filter(pk__in=ids).order_by("name"))
+
+
+def _per_schema(modeladmin, request, queryset, start) -> None:
+    from labeling.services.jobs import JobConflict
+
+    jobs, problems = [], []
+    for dataset in queryset:
+        schemas = _labelling_schemas(dataset)
+        if not schemas:
+            problems.append(f"{dataset.name}: no label schema has labels here yet")
+        for schema in schemas:
+            try:
+                jobs.append(start(dataset, schema))
+            except (ValueError, JobConflict) as exc:
+                problems.append(f"{dataset.name} ({schema.name}): {exc}")
+    _started(modeladmin, request, jobs, problems)
+
+
+@admin.action(description="Rebuild every expert's labelling queue (the dataset's queue policy)")
+def rebuild_queues(modeladmin, request, queryset):
+    from labeling.services.queue import queue_build_start
+
+    _per_schema(modeladmin, request, queryset, lambda dataset, schema: queue_build_start(
+        dataset=dataset, schema=schema, user=request.user))
+
+
+@admin.action(description="Refit the probability model on the current features, then rebuild the queues")
+def refit_probability_model(modeladmin, request, queryset):
+    from labeling.services.classifier import classifier_fit_start
+
+    _per_schema(modeladmin, request, queryset, lambda dataset, schema: classifier_fit_start(
+        dataset=dataset, schema=schema, user=request.user))

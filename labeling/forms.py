@@ -2,7 +2,7 @@
 
 from django import forms
 
-from labeling.models import Clustering, Dataset, Embedding, FeatureSet, LabelSchema, ModelVersion
+from labeling.models import STRATEGY_CHOICES, Clustering, Dataset, Embedding, FeatureSet, LabelSchema, ModelVersion
 
 
 class FeatureSetChoiceField(forms.ModelChoiceField):
@@ -65,3 +65,19 @@ class MapForm(forms.Form):
         if cleaned.get("method") == Embedding.Method.LDA and not cleaned.get("schema"):
             self.add_error("schema", "LDA needs a label schema.")
         return cleaned
+
+
+def _datasets_with_images():
+    return Dataset.objects.filter(galaxies__image__gt="").distinct().order_by("name")
+
+
+class FitClassifierForm(forms.Form):
+    dataset = forms.ModelChoiceField(_datasets_with_images(), help_text="Uses its current features.")
+    schema = forms.ModelChoiceField(LabelSchema.objects.order_by("name"))
+    rebuild_queues = forms.BooleanField(required=False, initial=True, help_text="Then rebuild every expert's queue.")
+
+
+class BuildQueueForm(forms.Form):
+    dataset = forms.ModelChoiceField(_datasets_with_images())
+    schema = forms.ModelChoiceField(LabelSchema.objects.order_by("name"))
+    strategy = forms.ChoiceField(choices=[("", "the dataset's queue policy"), *STRATEGY_CHOICES], required=False)

@@ -25,6 +25,13 @@ urlpatterns = [
     path("jobs/start/<slug:kind>/", views.job_start, name="job-start"),
     path("jobs/<int:job_id>/cancel/", views.job_cancel_view, name="job-cancel"),
     path("jobs/<int:job_id>/rerun/", views.job_rerun_view, name="job-rerun"),
+    path("label/", views.label_home, name="label-home"),
+    path("label/<slug:dataset>/<slug:schema>/", views.label_page, name="label-page"),
+    path("agreement/", views.agreement, name="agreement"),
+    path("review/", views.review, name="review"),
+    path("review/<int:galaxy_id>/resolve/", views.review_resolve, name="review-resolve"),
+    path("simulations/", views.simulation_list, name="simulation-list"),
+    path("simulations/<int:simulation_id>/", views.simulation_detail, name="simulation-detail"),
     path("trees/", views.tree_list, name="tree-list"),
     path("trees/<slug:name>/", views.tree_detail, name="tree-detail"),
 ]

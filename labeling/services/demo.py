@@ -195,9 +195,27 @@ def _analyse(dataset: Dataset, k: int, report: DemoReport) -> None:
         _run_inline(tasks.cluster, clustering_start(feature_set=feature_set, method="kmeans", k=k, enqueue=False))
     if not feature_set.embeddings.exists():
         _run_inline(tasks.embed_2d, embedding_start(feature_set=feature_set, method="umap", enqueue=False))
+    fitted = _fit_probability_models(dataset, feature_set)
     report.add(f"dataset {dataset.name!r}: {feature_set.count} galaxies with {version.name} features, "
                f"a neighbour index, {feature_set.clusterings.count()} clustering(s), "
-               f"{feature_set.embeddings.count()} map(s)")
+               f"{feature_set.embeddings.count()} map(s), probability models for {', '.join(fitted) or 'no schema'}")
+
+
+def _fit_probability_models(dataset: Dataset, feature_set: FeatureSet) -> list[str]:
+    """The labelling page's predictions from the start: one model per schema that labels the dataset."""
+    from labeling.models import Classifier
+    from labeling.selectors.labels import label_sets
+    from labeling.services.classifier import classifier_fit
+
+    fitted = []
+    for schema in {label_set.schema for label_set in label_sets(dataset=dataset)}:
+        if not Classifier.objects.filter(feature_set=feature_set, schema=schema).exists():
+            try:
+                classifier_fit(feature_set=feature_set, schema=schema)
+            except ValueError:  # one class only: nothing to tell apart yet
+                continue
+        fitted.append(schema.name)
+    return sorted(fitted)
 
 
 def demo_load(*, progress: Callable | None = None, include_stripe82: bool = True,

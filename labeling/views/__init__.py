@@ -1,12 +1,16 @@
 """Browser pages, one module per area. Each view parses its input, calls a selector or a service, and renders."""
 
+from labeling.views.agreement import agreement, review, review_resolve
 from labeling.views.catalogue import dataset_list, galaxy_detail, galaxy_list, tree_detail, tree_list
 from labeling.views.clusters import clustering_detail, clustering_list, map_detail, map_list, map_points
 from labeling.views.jobs import job_cancel_view, job_list, job_rerun_view, job_start, job_status
+from labeling.views.labelling import label_home, label_page
 from labeling.views.similarity import galaxy_similar, galaxy_thumbnail
+from labeling.views.simulations import simulation_detail, simulation_list
 
 __all__ = [
+    "agreement", "review", "review_resolve", "simulation_detail", "simulation_list",
     "clustering_detail", "clustering_list", "dataset_list", "galaxy_detail", "galaxy_list", "galaxy_similar",
-    "galaxy_thumbnail", "job_cancel_view", "job_list", "job_rerun_view", "job_start", "job_status", "map_detail",
-    "map_list", "map_points", "tree_detail", "tree_list",
+    "galaxy_thumbnail", "job_cancel_view", "job_list", "job_rerun_view", "job_start", "job_status", "label_home",
+    "label_page", "map_detail", "map_list", "map_points", "tree_detail", "tree_list",
 ]

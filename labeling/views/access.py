@@ -5,6 +5,8 @@ from functools import wraps
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
 
+from labeling.services.labels import user_is_expert
+
 
 def staff_required(view):
     """Staff (admins) only: anonymous visitors are sent to sign in, other users get 403 Forbidden."""
@@ -15,6 +17,20 @@ def staff_required(view):
             return redirect_to_login(request.get_full_path())
         if not request.user.is_staff:
             raise PermissionDenied("only admins may start, cancel or re-run jobs")
+        return view(request, *args, **kwargs)
+
+    return guarded
+
+
+def expert_required(view):
+    """Experts (group 'experts') and admins only: anonymous visitors are sent to sign in, others get 403."""
+
+    @wraps(view)
+    def guarded(request, *args, **kwargs):
+        if not request.user.is_authenticated:
+            return redirect_to_login(request.get_full_path())
+        if not user_is_expert(request.user):
+            raise PermissionDenied("only experts and admins may open this page")
         return view(request, *args, **kwargs)
 
     return guarded

@@ -6,7 +6,16 @@ from django.shortcuts import get_object_or_404, render
 from django.views.decorators.cache import cache_control
 
 from labeling import selectors
-from labeling.models import Dataset, Embedding
+from labeling.models import Dataset, Embedding, LabelSchema
+from labeling.services.labels import user_is_expert
+
+
+def bulk_label_context(request) -> dict:
+    """What the bulk-labelling toolbar needs (templates/labeling/_bulk_toolbar.html): whether this user may label,
+    and then every schema with its classes (two queries, however many galaxies the page shows)."""
+    if not user_is_expert(request.user):
+        return {"can_label": False, "label_schemas": []}
+    return {"can_label": True, "label_schemas": list(LabelSchema.objects.prefetch_related("classes"))}
 
 
 def _dataset(request) -> Dataset | None:
@@ -29,6 +38,7 @@ def clustering_detail(request, clustering_id: int):
     return render(request, "labeling/clustering_detail.html", {
         "clustering": clustering, "cards": selectors.clustering_gallery(clustering=clustering),
         "metrics": sorted(clustering.metrics.values(), key=lambda m: -m["ari"]),
+        **bulk_label_context(request),
     })
 
 

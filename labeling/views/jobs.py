@@ -1,4 +1,5 @@
-"""The Jobs page: start feature extraction, indexes, clusterings and maps; watch their progress; cancel or re-run.
+"""The Jobs page: start feature extraction, indexes, clusterings, maps, probability-model refits and queue
+rebuilds; watch their progress; cancel or re-run.
 
 Everyone signed in may watch; starting, cancelling and re-running are for staff (admins)."""
 
@@ -10,11 +11,20 @@ from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from labeling import selectors
-from labeling.forms import BuildIndexForm, ClusterForm, ExtractFeaturesForm, MapForm
+from labeling.forms import (
+    BuildIndexForm,
+    BuildQueueForm,
+    ClusterForm,
+    ExtractFeaturesForm,
+    FitClassifierForm,
+    MapForm,
+)
 from labeling.models import Job
+from labeling.services.classifier import classifier_fit_start
 from labeling.services.jobs import job_cancel, job_rerun, jobs_mark_abandoned
 from labeling.services.ml_jobs import clustering_start, embedding_start, extraction_start, index_start
 from labeling.services.model_versions import ModelVersionError, model_version_get_or_create
+from labeling.services.queue import queue_build_start
 from labeling.views.access import staff_required
 
 FORMS = {
@@ -22,12 +32,16 @@ FORMS = {
     Job.Kind.BUILD_INDEX: BuildIndexForm,
     Job.Kind.CLUSTER: ClusterForm,
     Job.Kind.EMBED_2D: MapForm,
+    Job.Kind.FIT_CLASSIFIER: FitClassifierForm,
+    Job.Kind.BUILD_QUEUE: BuildQueueForm,
 }
 TITLES = {
     Job.Kind.EXTRACT_FEATURES: "Extract features",
     Job.Kind.BUILD_INDEX: "Build a neighbour index",
     Job.Kind.CLUSTER: "Cluster",
     Job.Kind.EMBED_2D: "Make a 2-D map",
+    Job.Kind.FIT_CLASSIFIER: "Refit the probability model",
+    Job.Kind.BUILD_QUEUE: "Rebuild the labelling queues",
 }
 JOBS_SHOWN = 50
 
@@ -44,6 +58,12 @@ def _start(kind: str, data: dict, user) -> Job:
     if kind == Job.Kind.CLUSTER:
         return clustering_start(feature_set=data["feature_set"], method=data["method"], k=data["k"],
                                 pca_components=data["pca_components"], user=user)
+    if kind == Job.Kind.FIT_CLASSIFIER:
+        return classifier_fit_start(dataset=data["dataset"], schema=data["schema"], user=user,
+                                    rebuild_queues=data["rebuild_queues"])
+    if kind == Job.Kind.BUILD_QUEUE:
+        return queue_build_start(dataset=data["dataset"], schema=data["schema"], strategy=data["strategy"] or None,
+                                 user=user)
     return embedding_start(feature_set=data["feature_set"], method=data["method"], schema=data["schema"], user=user)
 
 

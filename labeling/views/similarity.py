@@ -6,6 +6,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 
 from labeling import selectors
 from labeling.models import Galaxy
+from labeling.views.clusters import bulk_label_context
 
 SIMILAR_DEFAULT, SIMILAR_MAX = 48, 200
 
@@ -28,6 +29,7 @@ def galaxy_similar(request, galaxy_id: int):
     return render(request, "labeling/galaxy_similar.html", {
         "galaxy": galaxy, "feature_set": feature_set, "neighbours": neighbours, "k": k,
         "feature_sets": selectors.indexed_feature_sets(dataset=galaxy.dataset), "k_choices": [24, 48, 96, 200],
+        **bulk_label_context(request),
     })
 
 

@@ -1,0 +1,401 @@
+// The expert labelling page: one galaxy at a time from the expert's queue, labelled with a key press. The next
+// galaxy is always fetched and its image preloaded, so a label shows the next galaxy at once while the label's POST
+// goes out in the background through the outbox (label_outbox.js). The image stage is label_stage.js; this file
+// holds the queue and the actions (label, skip, undo); label_views.js draws the panels, label_keys.js the keys.
+(function () {
+  "use strict";
+  const root = document.getElementById("label-app");
+  if (!root || !window.LabelStage || !window.LabelOutbox || !window.LabelViews || !window.LabelKeys) {
+    return;
+  }
+  const config = JSON.parse(document.getElementById("label-config").textContent);
+  const views = window.LabelViews;
+  const byId = (id) => document.getElementById(id);
+  const ui = {
+    stage: byId("label-stage"), canvas: byId("label-canvas"), loading: byId("stage-loading"), empty: byId("stage-empty"),
+    emptyText: byId("stage-empty-text"), title: byId("galaxy-title"), facts: byId("galaxy-facts"),
+    today: byId("count-today"), remaining: byId("count-remaining"), status: byId("label-status"),
+    banner: byId("outbox-banner"), bannerText: byId("outbox-banner-text"), failures: byId("outbox-failures"),
+    pending: byId("outbox-count"), prediction: byId("prediction"), why: byId("why"), votes: byId("votes"),
+    neighbours: byId("neighbours"), yourLabel: byId("your-label"), noteForm: byId("note-form"),
+    noteInput: byId("note-input"), noteChip: byId("note-chip"), noteChipText: byId("note-chip-text"),
+    help: byId("help"), strength: byId("stretch-strength"), strengthValue: byId("stretch-strength-value"),
+    zoomValue: byId("zoom-value"),
+  };
+  const classes = config.schema.classes;
+  const classByKey = new Map(classes.map((c) => [c.key, c]));
+  const shortcuts = new Map(classes.filter((c) => c.shortcut).map((c) => [c.shortcut, c.key]));
+  const buttons = new Map([...root.querySelectorAll(".class-button")].map((b) => [b.dataset.class, b]));
+  const PREFETCH = 1;          // entries held beyond the one shown
+  const HISTORY = 50;          // labels undo can walk back through on this page
+
+  const state = {
+    current: null, ready: false, upcoming: [], images: new Map(), history: [], done: new Set(),
+    fetching: false, retryTimer: null, today: null, remaining: null, undoing: false,
+  };
+
+  function say(text) {
+    ui.status.textContent = text;
+  }
+
+  // --- The stage and its controls -------------------------------------------------------------------------------
+
+  const stage = new window.LabelStage.Stage(ui.canvas, syncControls);
+
+  function syncControls(settings) {
+    root.querySelectorAll("[data-stretch]").forEach((button) => {
+      button.setAttribute("aria-pressed", String(button.dataset.stretch === settings.stretch));
+    });
+    ui.strength.value = settings.strength[settings.stretch];
+    ui.strengthValue.textContent = settings.strength[settings.stretch];
+    root.querySelector("[data-action=invert]").setAttribute("aria-pressed", String(settings.invert));
+    ui.zoomValue.textContent = `${Math.round(settings.zoom * 100)}%`;
+  }
+  syncControls(stage.settings);
+
+  // --- The outbox ------------------------------------------------------------------------------------------------
+
+  const outbox = new window.LabelOutbox.Outbox(`galaxy-labelling:outbox:${config.user}`, {
+    onChange: showOutbox,
+    onSent(item, data) {
+      if (item.kind === "label" && data && typeof data.labelled_today === "number") {
+        state.today = data.labelled_today;
+        showCounts();
+      }
+    },
+    onRejected(item, message) {
+      say(`${item.meta.externalId || "A galaxy"}: not saved: ${message}`);
+    },
+  });
+
+  function showOutbox() {
+    const counts = outbox.counts();
+    document.body.dataset.outbox = String(counts.total);
+    ui.pending.textContent = String(counts.total);
+    const retrying = outbox.retrying && counts.waiting > 0;
+    ui.banner.hidden = !retrying;
+    if (retrying) {
+      const n = counts.waitingLabels || counts.waiting;
+      const noun = counts.waitingLabels ? "label" : "skip";
+      ui.bannerText.textContent = `${n} ${noun}${n === 1 ? "" : "s"} not saved yet — retrying`;
+    }
+    views.failures(ui.failures, counts.failed, {
+      discard(item) {
+        outbox.remove(item.id);
+        state.history = state.history.filter((given) => given.itemId !== item.id);  // nothing left to undo
+        say(`Discarded the label of ${item.meta.externalId}`);
+      },
+      retry(item) { outbox.retry(item.id); },
+    });
+    showCounts();
+  }
+
+  byId("outbox-retry").addEventListener("click", () => outbox.retryNow());
+
+  function showCounts() {
+    // Labels still in the outbox count already: the expert gave them.
+    const waiting = outbox.counts().waitingLabels;
+    ui.today.textContent = state.today === null ? "–" : String(state.today + waiting);
+    ui.remaining.textContent = state.remaining === null ? "–" : String(state.remaining);
+  }
+
+  // --- The queue -------------------------------------------------------------------------------------------------
+
+  function heldIds() {
+    const ids = state.upcoming.map((entry) => entry.id);
+    if (state.current) {
+      ids.push(state.current.id);
+    }
+    outbox.items().forEach((item) => { if (item.meta.entryId) { ids.push(item.meta.entryId); } });
+    return [...new Set(ids)];
+  }
+
+  function imageFor(entry) {
+    let promise = state.images.get(entry.id);
+    if (!promise) {
+      promise = new Promise((resolve, reject) => {
+        if (!entry.galaxy.image_url) {
+          reject(new Error("no image"));
+          return;
+        }
+        const image = new Image();
+        image.decoding = "async";
+        image.onload = () => resolve(image);
+        image.onerror = () => reject(new Error("the image did not load"));
+        image.src = entry.galaxy.image_url;
+      });
+      promise.catch(() => {});  // shown when the entry is
+      state.images.set(entry.id, promise);
+    }
+    return promise;
+  }
+
+  function wanted() {
+    return (state.current ? 0 : 1) + PREFETCH - state.upcoming.length;
+  }
+
+  function later(delay) {
+    if (!state.retryTimer) {
+      state.retryTimer = window.setTimeout(() => { state.retryTimer = null; fetchMore(); }, delay);
+    }
+  }
+
+  async function fetchMore() {
+    const count = wanted();
+    if (state.fetching || count <= 0) {
+      return;
+    }
+    state.fetching = true;
+    const params = new URLSearchParams({ dataset: config.dataset.id, schema: config.schema.name, count });
+    const exclude = heldIds();
+    if (exclude.length) {
+      params.set("exclude", exclude.join(","));
+    }
+    let answer = null;
+    try {
+      const response = await fetch(`${config.urls.next}?${params}`, {
+        credentials: "same-origin", headers: { Accept: "application/json" },
+      });
+      answer = { status: response.status, data: await response.json().catch(() => null) };
+    } catch (error) {
+      answer = null;
+    }
+    state.fetching = false;
+    if (!answer || answer.status >= 500 || !answer.data) {
+      say("Could not reach the server for the next galaxies; trying again.");
+      later(3000);
+      return;
+    }
+    if (answer.status >= 400) {
+      const message = window.LabelOutbox.errorText(answer.status, answer.data);
+      say(`The queue could not be loaded: ${message}`);
+      if (!state.current) {
+        showEmpty(`The queue could not be loaded: ${message}`);
+      }
+      return;
+    }
+    const data = answer.data;
+    if (outbox.counts().waitingLabels === 0 && typeof data.labelled_today === "number") {
+      state.today = data.labelled_today;
+    }
+    state.remaining = typeof data.remaining === "number" ? data.remaining : state.remaining;
+    showCounts();
+    const held = new Set(heldIds());
+    const fresh = (data.entries || []).filter((entry) => !held.has(entry.id) && !state.done.has(entry.id));
+    fresh.forEach((entry) => { state.upcoming.push(entry); imageFor(entry); });
+    if (fresh.length && ui.status.textContent.startsWith("Building")) {
+      say("");  // the build has finished: its notice no longer holds
+    }
+    if (!state.current && state.upcoming.length) {
+      show(state.upcoming.shift());
+    }
+    if (!(data.entries || []).length) {
+      if (data.building) {
+        if (!state.current) {
+          showEmpty("Building your queue… the next galaxies are being chosen.");
+        }
+        say("Building your queue; checking again every 2 seconds.");
+        later(2000);
+      } else if (!state.current) {
+        showEmpty(data.message || "Your queue is empty.");
+        say(data.message || "Your queue is empty.");
+      }
+    } else if (fresh.length && wanted() > 0) {
+      fetchMore();  // the expert labelled while this request was out
+    }
+  }
+
+  function showEmpty(text) {
+    ui.emptyText.textContent = text;
+    ui.empty.hidden = false;
+  }
+
+  function show(entry) {
+    state.current = entry;
+    state.ready = false;
+    ui.stage.dataset.ready = "false";
+    ui.stage.dataset.galaxy = entry ? String(entry.galaxy.id) : "";
+    root.dataset.entry = entry ? String(entry.id) : "";
+    if (!entry) {
+      stage.clear();
+      views.clear(ui);
+      showEmpty("Loading the next galaxy…");
+      fetchMore();
+      return;
+    }
+    ui.empty.hidden = true;
+    ui.canvas.setAttribute("aria-label", `Galaxy ${entry.galaxy.external_id}`);
+    views.entry(ui, entry, { classByKey, buttons });
+    const slow = window.setTimeout(() => { ui.loading.hidden = false; }, 120);
+    imageFor(entry).then((image) => {
+      window.clearTimeout(slow);
+      if (state.current !== entry) {
+        return;
+      }
+      ui.loading.hidden = true;
+      stage.setImage(image);
+      state.ready = true;
+      ui.stage.dataset.ready = "true";
+    }, (error) => {
+      window.clearTimeout(slow);
+      if (state.current === entry) {
+        ui.loading.hidden = true;
+        stage.clear();
+        showEmpty(`${entry.galaxy.external_id}: ${error.message}. Press s to skip it.`);
+      }
+    });
+    state.images.delete(entry.id);  // the promise is held above; the cache is for entries still to come
+  }
+
+  function advance() {
+    show(state.upcoming.shift() || null);
+    fetchMore();
+  }
+
+  /** Show ``entry`` again (after an undo); the galaxy that was shown comes next. */
+  function putBack(entry) {
+    if (state.current) {
+      state.upcoming.unshift(state.current);
+    }
+    state.upcoming = state.upcoming.filter((other) => other.id !== entry.id && other.galaxy.id !== entry.galaxy.id);
+    state.done.delete(entry.id);
+    show(entry);
+  }
+
+  // --- Actions ---------------------------------------------------------------------------------------------------
+
+  function label(key) {
+    const entry = state.current;
+    const chosen = classByKey.get(key);
+    if (!entry || !chosen) {
+      say("Nothing to label right now.");
+      return;
+    }
+    if (!state.ready) {
+      say("The image is still loading.");
+      return;
+    }
+    const item = outbox.add("label", config.urls.labels, {
+      galaxy: entry.galaxy.id, schema: config.schema.name, label_class: key, note: note.value(), queue_entry: entry.id,
+    }, { entryId: entry.id, galaxyId: entry.galaxy.id, externalId: entry.galaxy.external_id, className: chosen.name });
+    state.history.push({ entry, itemId: item.id, name: chosen.name });
+    state.history = state.history.slice(-HISTORY);
+    state.done.add(entry.id);
+    views.flash(buttons.get(key));
+    say(`${entry.galaxy.external_id}: ${chosen.name}${note.value() ? " (with note)" : ""}`);
+    note.set("");
+    advance();
+  }
+
+  function skip() {
+    const entry = state.current;
+    if (!entry) {
+      return;
+    }
+    outbox.add("skip", config.urls.skip.replace("ENTRY", String(entry.id)), undefined,
+      { entryId: entry.id, galaxyId: entry.galaxy.id, externalId: entry.galaxy.external_id });
+    state.done.add(entry.id);
+    say(`Skipped ${entry.galaxy.external_id}`);
+    advance();
+  }
+
+  async function undo() {
+    if (state.undoing) {
+      return;
+    }
+    const last = state.history.pop();
+    // Not sent yet: take it out of the outbox, and the server never hears of it.
+    if (last && outbox.remove(last.itemId)) {
+      putBack(last.entry);
+      say(`Undone: ${last.name} for ${last.entry.galaxy.external_id}`);
+      return;
+    }
+    state.undoing = true;
+    try {
+      // On its way right now: let it land, then undo it on the server; if the server refused it, drop it here.
+      if (last && outbox.has(last.itemId) && !(await outbox.settled(last.itemId)) && outbox.remove(last.itemId)) {
+        putBack(last.entry);
+        say(`Undone: ${last.name} for ${last.entry.galaxy.external_id}`);
+        return;
+      }
+      const answer = await window.LabelOutbox.postJson(config.urls.undo,
+        { dataset: config.dataset.id, schema: config.schema.name });
+      if (answer.status === 200 && answer.data) {
+        const data = answer.data;
+        if (typeof data.labelled_today === "number") {
+          state.today = data.labelled_today;
+        }
+        const entry = data.entry || (last && data.undone && last.entry.galaxy.id === data.undone.galaxy ?
+          last.entry : null);
+        if (entry) {
+          putBack(entry);
+        }
+        const name = data.undone && classByKey.has(data.undone.label_class) ?
+          classByKey.get(data.undone.label_class).name : "the label";
+        say(`Undone: ${name}${entry ? ` for ${entry.galaxy.external_id}` : ""}`);
+        showCounts();
+      } else if (answer.status === 404) {
+        say("Nothing to undo.");
+      } else {
+        say(`Could not undo: ${window.LabelOutbox.errorText(answer.status, answer.data)}`);
+        if (last) {
+          state.history.push(last);
+        }
+      }
+    } catch (error) {
+      say("Could not undo: the server cannot be reached. Try again in a moment.");
+      if (last) {
+        state.history.push(last);
+      }
+    } finally {
+      state.undoing = false;
+    }
+  }
+
+  // --- Notes, help, keys and buttons ----------------------------------------------------------------------------
+
+  const note = window.LabelKeys.noteField({ form: ui.noteForm, input: ui.noteInput, chip: ui.noteChip,
+                                            chipText: ui.noteChipText, clear: byId("note-clear"), say });
+  const help = window.LabelKeys.helpOverlay(ui.help);
+  const ACTIONS = {
+    skip, undo, note: note.open, help: help.open, "close-help": help.close,
+    invert: () => stage.toggleInvert(), "zoom-in": () => stage.zoomIn(), "zoom-out": () => stage.zoomOut(),
+    "zoom-reset": () => stage.resetZoom(), "retry-queue": () => fetchMore(),
+  };
+  const KEYS = {
+    s: skip, u: undo, n: note.open, "?": help.open, i: ACTIONS.invert,
+    l: () => stage.setStretch("linear"), a: () => stage.setStretch("asinh"), g: () => stage.setStretch("log"),
+    c: () => stage.cycleStretch(), "[": () => stage.nudgeStrength(-5), "]": () => stage.nudgeStrength(5),
+    "+": ACTIONS["zoom-in"], "=": ACTIONS["zoom-in"], "-": ACTIONS["zoom-out"], _: ACTIONS["zoom-out"],
+    z: ACTIONS["zoom-reset"],
+  };
+  if (!shortcuts.has("0")) {
+    KEYS["0"] = ACTIONS["zoom-reset"];  // with ten classes, 0 labels the tenth
+  }
+  window.LabelKeys.bindKeys({ shortcuts, label, keys: KEYS, help });
+
+  root.addEventListener("click", (event) => {
+    const button = event.target.closest("button");
+    if (!button || !root.contains(button)) {
+      return;
+    }
+    if (button.dataset.class) {
+      label(button.dataset.class);
+    } else if (button.dataset.stretch) {
+      stage.setStretch(button.dataset.stretch);
+    } else if (ACTIONS[button.dataset.action]) {
+      ACTIONS[button.dataset.action]();
+    }
+  });
+  ui.strength.addEventListener("input", () => stage.setStrength(ui.strength.value));
+
+  // --- Start: send what an earlier visit left, then fill the queue ----------------------------------------------
+
+  showOutbox();
+  const leftOver = outbox.counts().total;
+  if (leftOver) {
+    say(`Sending ${leftOver} label${leftOver === 1 ? "" : "s"} left from an earlier visit…`);
+  }
+  outbox.flush().finally(() => fetchMore());
+  window.galaxyLabelling = { state, outbox, stage };
+})();
