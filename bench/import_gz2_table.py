@@ -18,11 +18,10 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 TABLE = REPO_ROOT / "labeling" / "demo_data" / "gz2_stripe82" / "gz2_table5_stripe82_votes.csv.gz"
-DEFAULT_POSTGRES = "postgres://postgres@127.0.0.1:5432/postgres"
+from pgdb import DEFAULT_POSTGRES, postgres_database  # noqa: E402  (bench/ is on sys.path when run as a script)
 
 
 def peak_rss_mb() -> float:
@@ -73,24 +72,6 @@ def run_child(database_url: str) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def postgres_database(server_url: str):
-    """(URL of a new throw-away database, function that drops it)."""
-    import psycopg
-
-    parts = urlsplit(server_url)
-    name = f"bench_import_{os.getpid()}"
-    admin = dict(host=parts.hostname, port=parts.port or 5432, user=parts.username or "postgres",
-                 password=parts.password or None, dbname=parts.path.lstrip("/") or "postgres")
-    with psycopg.connect(**admin, autocommit=True) as connection:
-        connection.execute(f'CREATE DATABASE "{name}"')
-
-    def drop():
-        with psycopg.connect(**admin, autocommit=True) as connection:
-            connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-    return urlunsplit(parts._replace(path=f"/{name}")), drop
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--postgres", default=DEFAULT_POSTGRES)
@@ -105,7 +86,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-import-") as folder:
         results.append(("SQLite", run_child(f"sqlite:///{folder}/bench.sqlite3")))
     if not args.sqlite_only:
-        url, drop = postgres_database(args.postgres)
+        url, drop = postgres_database(args.postgres, "bench_import")
         try:
             results.append(("PostgreSQL", run_child(url)))
         finally:

@@ -63,9 +63,10 @@ class LabelUndoView(ExpertView):
         if undone is None:
             return Response({"detail": "nothing to undo"}, status=status.HTTP_404_NOT_FOUND)
         label, entry = undone
-        entry = QueueEntry.objects.select_related("galaxy__dataset", "model_version", "classifier").get(pk=entry.pk)
+        entry = QueueEntry.objects.select_related("galaxy", "model_version", "classifier").get(pk=entry.pk)
+        shown = entries_json(entries=[entry], expert=request.user, dataset=data["dataset"], schema=data["schema"])
         return Response({"undone": {"galaxy": label.galaxy_id, "label_class": label.label_class.key},
-                         "entry": entries_json(entries=[entry], expert=request.user, schema=data["schema"])[0],
+                         "entry": shown[0],
                          "labelled_today": labelled_today(expert=request.user)})
 
 

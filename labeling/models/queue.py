@@ -39,6 +39,7 @@ class QueuePolicy(models.Model):
         default=0.10, help_text="Share of each queue also given to another expert, to measure agreement.")
     refit_every = models.PositiveIntegerField(
         default=20, help_text="New labels after which the probability model is refit and the queues rebuilt.")
+    labels_since_refit = models.PositiveIntegerField(default=0, editable=False)
     min_labels = models.PositiveIntegerField(
         default=20, help_text="Labels the model needs before uncertainty replaces representative sampling.")
     consensus_min_agreement = models.FloatField(

@@ -5,14 +5,23 @@ queries per galaxy shown, however large the dataset."""
 from dataclasses import dataclass
 from datetime import datetime, time
 
-from django.db.models import Count, Q
+from django.db.models import Count, Q, Subquery
 from django.urls import reverse
 from django.utils import timezone
 
-from labeling.models import ConsensusLabel, Dataset, ExpertLabel, Job, LabelSchema, Prediction, QueueEntry
-from labeling.selectors.catalogue import votes_by_tree
-from labeling.selectors.similarity import feature_set_for, galaxy_neighbours
-from labeling.services.classifier import current_feature_set, latest_classifier
+from labeling.models import (
+    Classifier,
+    ConsensusLabel,
+    Dataset,
+    ExpertLabel,
+    Galaxy,
+    Job,
+    LabelSchema,
+    Prediction,
+    QueueEntry,
+)
+from labeling.selectors.catalogue import votes_by_tree_of, with_current_labels
+from labeling.selectors.similarity import feature_set_for, neighbour_pairs
 
 NEIGHBOURS_SHOWN = 8
 
@@ -61,7 +70,7 @@ def pending_entries(*, expert, dataset: Dataset, schema: LabelSchema, count: int
     """The head of the expert's queue, leaving out the entries the page already holds."""
     return list(QueueEntry.objects.filter(expert=expert, dataset=dataset, schema=schema,
                                           status=QueueEntry.Status.PENDING).exclude(pk__in=list(exclude))
-                .select_related("galaxy__dataset", "model_version", "classifier").order_by("rank", "pk")[:count])
+                .select_related("galaxy", "model_version", "classifier").order_by("rank", "pk")[:count])
 
 
 def queue_remaining(*, expert, dataset: Dataset, schema: LabelSchema) -> int:
@@ -85,12 +94,12 @@ def _class_json(label_class) -> dict | None:
     return {"key": label_class.key, "name": label_class.name} if label_class is not None else None
 
 
-def _votes_json(galaxy) -> list[dict]:
+def _votes_json(blocks) -> list[dict]:
     return [{"tree": block.tree_title, "source": block.source, "questions": [
         {"key": q.question.key, "text": q.question.text, "total": q.total,
          "answers": [{"key": a.key, "text": a.text, "fraction": round(a.fraction, 4), "count": a.count}
                      for a in q.answers]}
-        for q in block.questions if q.has_votes]} for block in votes_by_tree(galaxy)]
+        for q in block.questions if q.has_votes]} for block in blocks]
 
 
 def _prediction_json(prediction: Prediction | None, names: dict[str, str]) -> dict | None:
@@ -104,44 +113,60 @@ def _prediction_json(prediction: Prediction | None, names: dict[str, str]) -> di
             "n_labels": prediction.classifier.n_labels}
 
 
-def _neighbours_json(galaxy, schema: LabelSchema, feature_set) -> list[dict]:
+def _latest_predictions(dataset: Dataset, schema: LabelSchema, galaxy_ids: list[int]) -> dict[int, Prediction]:
+    """The predictions of the dataset's latest probability model for the schema: one query."""
+    latest = (Classifier.objects.filter(feature_set__dataset=dataset, schema=schema)
+              .order_by("-created_at", "-pk").values("pk")[:1])
+    return {p.galaxy_id: p for p in Prediction.objects.filter(classifier=Subquery(latest), galaxy_id__in=galaxy_ids)
+            .select_related("label_class", "classifier")}
+
+
+def _neighbours_json(galaxies: list, schema: LabelSchema, feature_set) -> dict[int, list[dict]]:
+    """The nearest neighbours of each galaxy with their label under the schema: the index is searched per galaxy,
+    the neighbours' rows and labels are read in three queries for all of them."""
     if feature_set is None:
-        return []
-    shown = []
-    for neighbour in galaxy_neighbours(galaxy=galaxy, feature_set=feature_set, k=NEIGHBOURS_SHOWN):
-        other = neighbour.galaxy
-        expert = [lab for lab in other.current_expert_labels if lab.schema_id == schema.pk]
-        consensus = [lab for lab in other.consensus_labels_shown if lab.schema_id == schema.pk]
-        label, source = (expert[0].label_class, "expert") if expert else (
-            (consensus[0].label_class, "consensus") if consensus else (None, None))
-        shown.append({"id": other.pk, "thumbnail_url": other.thumbnail.url if other.thumbnail else None,
-                      "detail_url": reverse("galaxy-detail", args=[other.pk]), "similarity": round(neighbour.score, 4),
-                      "label": _class_json(label), "label_source": source})
+        return {}
+    pairs = {galaxy.pk: neighbour_pairs(galaxy=galaxy, feature_set=feature_set, k=NEIGHBOURS_SHOWN)
+             for galaxy in galaxies}
+    keys = {key for found in pairs.values() for key, _ in found}
+    rows = with_current_labels(Galaxy.objects.all(), schema=schema).in_bulk(keys)
+    shown: dict[int, list[dict]] = {}
+    for galaxy_id, found in pairs.items():
+        shown[galaxy_id] = []
+        for key, score in found:
+            other = rows.get(key)
+            if other is None:  # deleted since the index was built
+                continue
+            expert, consensus = other.current_expert_labels, other.consensus_labels_shown
+            label, source = (expert[0].label_class, "expert") if expert else (
+                (consensus[0].label_class, "consensus") if consensus else (None, None))
+            shown[galaxy_id].append({
+                "id": other.pk, "thumbnail_url": other.thumbnail.url if other.thumbnail else None,
+                "detail_url": reverse("galaxy-detail", args=[other.pk]), "similarity": round(float(score), 4),
+                "label": _class_json(label), "label_source": source})
     return shown
 
 
-def entries_json(*, entries: list[QueueEntry], expert, schema: LabelSchema) -> list[dict]:
-    """The labelling page's view of each entry (see the API's /api/queue/next/)."""
+def entries_json(*, entries: list[QueueEntry], expert, dataset: Dataset, schema: LabelSchema) -> list[dict]:
+    """The labelling page's view of each entry (see the API's /api/queue/next/). A fixed number of queries however
+    many entries: the galaxies' votes, predictions, neighbours and the expert's own labels are read together."""
     if not entries:
         return []
-    dataset = entries[0].dataset
-    galaxy_ids = [entry.galaxy_id for entry in entries]
+    galaxies = [entry.galaxy for entry in entries]
+    galaxy_ids = [galaxy.pk for galaxy in galaxies]
     names = dict(schema.classes.values_list("key", "name"))
-    classifier = latest_classifier(feature_set=current_feature_set(dataset=dataset), schema=schema)
-    predictions = {}
-    if classifier is not None:
-        predictions = {p.galaxy_id: p for p in Prediction.objects.filter(
-            classifier=classifier, galaxy_id__in=galaxy_ids).select_related("label_class", "classifier")}
+    predictions = _latest_predictions(dataset, schema, galaxy_ids)
     yours = {label.galaxy_id: label.label_class for label in ExpertLabel.objects.filter(
         expert=expert, schema=schema, galaxy_id__in=galaxy_ids, superseded_at__isnull=True).select_related(
         "label_class")}
-    feature_set = feature_set_for(dataset=dataset)
+    votes = votes_by_tree_of(galaxy_ids)
+    neighbours = _neighbours_json(galaxies, schema, feature_set_for(dataset=dataset))
     shown = []
     for entry in entries:
         galaxy = entry.galaxy
         shown.append({
             "id": entry.pk,
-            "galaxy": {"id": galaxy.pk, "external_id": galaxy.external_id, "dataset": galaxy.dataset.name,
+            "galaxy": {"id": galaxy.pk, "external_id": galaxy.external_id, "dataset": dataset.name,
                        "image_url": galaxy.image.url if galaxy.image else None,
                        "thumbnail_url": galaxy.thumbnail.url if galaxy.thumbnail else None,
                        "width": galaxy.width, "height": galaxy.height, "ra": galaxy.ra, "dec": galaxy.dec,
@@ -152,9 +177,9 @@ def entries_json(*, entries: list[QueueEntry], expert, schema: LabelSchema) -> l
                     "classifier": str(entry.classifier) if entry.classifier else None,
                     "components": entry.components, "double_label": entry.double_label,
                     "built_at": entry.created_at.isoformat()},
-            "votes": _votes_json(galaxy),
+            "votes": _votes_json(votes.get(galaxy.pk, [])),
             "prediction": _prediction_json(predictions.get(galaxy.pk), names),
-            "neighbours": _neighbours_json(galaxy, schema, feature_set),
+            "neighbours": neighbours.get(galaxy.pk, []),
             "your_label": _class_json(yours.get(galaxy.pk)),
         })
     return shown

@@ -78,9 +78,8 @@ def opened_store(feature_set: FeatureSet):
     return _cached(feature_set.store_dir, feature_set.store_dir / "meta.json", FeatureStore.open)
 
 
-def galaxy_neighbours(*, galaxy: Galaxy, feature_set: FeatureSet, k: int = 8) -> list[Neighbour]:
-    """The ``k`` galaxies most similar to ``galaxy`` under ``feature_set``, most similar first, each with its
-    current labels prefetched. Empty when the galaxy has no vector in the feature set (no image, or not extracted).
+def neighbour_pairs(*, galaxy: Galaxy, feature_set: FeatureSet, k: int = 8) -> list[tuple[int, float]]:
+    """(galaxy id, cosine similarity) of the ``k`` nearest neighbours from the index, most similar first; no query.
 
     Raises:
         ValueError: for k < 1.
@@ -90,7 +89,17 @@ def galaxy_neighbours(*, galaxy: Galaxy, feature_set: FeatureSet, k: int = 8) ->
     store = opened_store(feature_set)
     if not store.has([galaxy.pk])[0]:
         return []
-    pairs = loaded_index(feature_set).similar(store.get([galaxy.pk])[0], k, exclude_key=galaxy.pk)
+    return loaded_index(feature_set).similar(store.get([galaxy.pk])[0], k, exclude_key=galaxy.pk)
+
+
+def galaxy_neighbours(*, galaxy: Galaxy, feature_set: FeatureSet, k: int = 8) -> list[Neighbour]:
+    """The ``k`` galaxies most similar to ``galaxy`` under ``feature_set``, most similar first, each with its
+    current labels prefetched. Empty when the galaxy has no vector in the feature set (no image, or not extracted).
+
+    Raises:
+        ValueError: for k < 1.
+    """
+    pairs = neighbour_pairs(galaxy=galaxy, feature_set=feature_set, k=k)
     found = with_current_labels(Galaxy.objects.select_related("dataset")).in_bulk([key for key, _ in pairs])
     # A galaxy deleted since the index was built is skipped rather than shown broken.
     return [Neighbour(found[key], float(score)) for key, score in pairs if key in found]

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 
 from labeling.models import (
@@ -149,22 +150,17 @@ def classifier_fit_start(*, dataset: Dataset, schema: LabelSchema, user=None, en
                                  "rebuild_queues": rebuild_queues})
 
 
-def classifier_refit_if_due(*, dataset: Dataset, schema: LabelSchema, policy: QueuePolicy) -> Job | None:
-    """Start a refit when ``policy.refit_every`` labels arrived since the last one (never two at once)."""
-    feature_set = current_feature_set(dataset=dataset)
-    if feature_set is None:
-        return None
-    # Counted from the last refit that was asked for, finished or not, so a refit that fails (one class only)
-    # is retried after the next N labels rather than after every label.
-    last_fit = Job.objects.filter(kind=Job.Kind.FIT_CLASSIFIER, dataset=dataset, arguments__schema=schema.pk
-                                  ).order_by("-created_at").values_list("created_at", flat=True).first()
-    since = ExpertLabel.objects.filter(schema=schema, galaxy__dataset=dataset, expert__isnull=False)
-    if last_fit is not None:
-        since = since.filter(created_at__gt=last_fit)
-    if since.count() < policy.refit_every:
+def labels_arrived(*, dataset: Dataset, schema: LabelSchema, count: int = 1) -> Job | None:
+    """Count ``count`` new labels towards the dataset's next refit and start it when ``refit_every`` have arrived
+    since the last one. Two queries per call, however many labels the dataset holds: a counter on the policy,
+    reset by the one request that crosses the threshold (so two requests never both start it)."""
+    policies = QueuePolicy.objects.filter(dataset=dataset)
+    if not policies.update(labels_since_refit=F("labels_since_refit") + count):
+        queue_policy(dataset=dataset)
+        policies.update(labels_since_refit=F("labels_since_refit") + count)
+    if not policies.filter(labels_since_refit__gte=F("refit_every")).update(labels_since_refit=0):
         return None
     try:
         return classifier_fit_start(dataset=dataset, schema=schema)
-    except (JobConflict, ValueError):
+    except (JobConflict, ValueError):  # one already running, or no features yet
         return None
-

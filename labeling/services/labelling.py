@@ -14,7 +14,7 @@ from labeling.models import (
     LabelSchema,
     QueueEntry,
 )
-from labeling.services.classifier import classifier_refit_if_due, queue_policy
+from labeling.services.classifier import labels_arrived
 from labeling.services.labels import expert_label_set, user_is_expert
 from labeling.services.queue import entry_finish
 
@@ -31,7 +31,7 @@ def label_give(*, expert, galaxy: Galaxy, schema: LabelSchema, label_class: Labe
         label = expert_label_set(galaxy=galaxy, schema=schema, label_class=label_class, expert=expert, note=note)
         entry_finish(expert=expert, dataset=galaxy.dataset, schema=schema, galaxy_id=galaxy.pk,
                      status=QueueEntry.Status.DONE)
-    classifier_refit_if_due(dataset=galaxy.dataset, schema=schema, policy=queue_policy(dataset=galaxy.dataset))
+    labels_arrived(dataset=galaxy.dataset, schema=schema)
     return label
 
 
@@ -105,8 +105,12 @@ def labels_bulk(*, expert, schema: LabelSchema, label_class: LabelClass, galaxy_
                          status=QueueEntry.Status.DONE)
             labelled += label.pk != before
             unchanged += label.pk == before
-    for dataset in {galaxy.dataset for galaxy in galaxies.values()}:
-        classifier_refit_if_due(dataset=dataset, schema=schema, policy=queue_policy(dataset=dataset))
+    per_dataset: dict = {}
+    for galaxy in galaxies.values():
+        per_dataset[galaxy.dataset] = per_dataset.get(galaxy.dataset, 0) + 1
+    if labelled:
+        for dataset, count in per_dataset.items():
+            labels_arrived(dataset=dataset, schema=schema, count=count)
     return {"labelled": labelled, "unchanged": unchanged}
 
 
@@ -153,7 +157,7 @@ def queue_next(*, expert, dataset: Dataset, schema: LabelSchema, count: int = 2,
         if not entries and not building:
             message = ("Your queue is empty: every galaxy of this dataset that can be chosen has a label or waits "
                        "in another expert's queue.")
-    return {"entries": reads.entries_json(entries=entries, expert=expert, schema=schema),
+    return {"entries": reads.entries_json(entries=entries, expert=expert, dataset=dataset, schema=schema),
             "labelled_today": reads.labelled_today(expert=expert),
             "remaining": reads.queue_remaining(expert=expert, dataset=dataset, schema=schema),
             "building": building, "message": message}

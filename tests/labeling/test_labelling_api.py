@@ -6,7 +6,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from labeling.models import Classifier, ExpertLabel, QueueEntry
+from labeling.models import Classifier, ExpertLabel, Job, QueueEntry
 from labeling.services.queue import queue_build
 from tests.labeling.queue_helpers import partly_labelled, policy, with_features
 
@@ -258,13 +258,19 @@ def test_enough_new_labels_refit_the_model_and_rebuild_the_queue(as_expert, labe
     with_features(dataset, index=False)
     policy(dataset, batch_size=5, refit_every=3, double_label_share=0)
     queue_build(dataset=dataset, schema=schema, experts=[expert], strategy="margin")
-    entries = next_entries(as_expert, dataset, schema, count=3)["entries"]
+    entries = next_entries(as_expert, dataset, schema, count=4)["entries"]
     with django_capture_on_commit_callbacks(execute=True):
-        for entry, key in zip(entries, ["2", "5", "8"], strict=True):
+        for entry, key in zip(entries[:2], ["2", "5"], strict=True):
             assert give(as_expert, entry, schema, key).status_code == 201
+        assert not Classifier.objects.exists()
+        assert give(as_expert, entries[2], schema, "8").status_code == 201
     classifier = Classifier.objects.get()
     assert classifier.n_labels == 9
     assert QueueEntry.objects.filter(expert=expert, status="pending", classifier=classifier).exists()
+    # The count starts again: the next label does not start another refit.
+    following = QueueEntry.objects.filter(expert=expert, status="pending").first()
+    give(as_expert, {"id": following.pk, "galaxy": {"id": following.galaxy_id}}, schema, "2")
+    assert Job.objects.filter(kind=Job.Kind.FIT_CLASSIFIER).count() == 1
 
 
 def count_queries(callable_) -> int:

@@ -39,7 +39,7 @@ class Command(BaseCommand):
         feature_set = feature_set_of(dataset, options["feature_set"])
 
         def progress(strategy: str, done: int, total: int) -> None:
-            self.stderr.write(f"\r{strategy}: round {done}/{total}", ending="")
+            self.stderr.write(f"\r{strategy}: round {done}/{total}", ending="\n" if done == total else "")
 
         try:
             simulation = simulation_run(
@@ -48,7 +48,6 @@ class Command(BaseCommand):
                 test_fraction=options["test_fraction"], out_dir=options["out"], progress=progress)
         except (OracleError, ValueError) as exc:
             raise CommandError(str(exc)) from None
-        self.stderr.write("")
         self._report(simulation)
 
     def _report(self, simulation) -> None:
