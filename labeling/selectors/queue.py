@@ -5,6 +5,7 @@ queries per galaxy shown, however large the dataset."""
 from dataclasses import dataclass
 from datetime import datetime, time
 
+from django.core.files.storage import default_storage
 from django.db.models import Count, Q, Subquery
 from django.urls import reverse
 from django.utils import timezone
@@ -20,7 +21,7 @@ from labeling.models import (
     Prediction,
     QueueEntry,
 )
-from labeling.selectors.catalogue import votes_by_tree_of, with_current_labels
+from labeling.selectors.catalogue import votes_by_tree_of
 from labeling.selectors.similarity import feature_set_for, neighbour_pairs
 
 NEIGHBOURS_SHOWN = 8
@@ -122,28 +123,36 @@ def _latest_predictions(dataset: Dataset, schema: LabelSchema, galaxy_ids: list[
 
 
 def _neighbours_json(galaxies: list, schema: LabelSchema, feature_set) -> dict[int, list[dict]]:
-    """The nearest neighbours of each galaxy with their label under the schema: the index is searched per galaxy,
-    the neighbours' rows and labels are read in three queries for all of them."""
+    """The nearest neighbours of each galaxy with their label under the schema (an expert's, else the volunteers'
+    consensus). The index is searched per galaxy; the neighbours' thumbnails and labels are read as plain values in
+    three queries for all of them (model instances cost more than the queries at this rate)."""
     if feature_set is None:
         return {}
     pairs = {galaxy.pk: neighbour_pairs(galaxy=galaxy, feature_set=feature_set, k=NEIGHBOURS_SHOWN)
              for galaxy in galaxies}
     keys = {key for found in pairs.values() for key, _ in found}
-    rows = with_current_labels(Galaxy.objects.all(), schema=schema).in_bulk(keys)
+    thumbnails = dict(Galaxy.objects.filter(pk__in=keys).values_list("pk", "thumbnail"))
+    labels: dict[int, tuple[dict, str]] = {}
+    consensus = ConsensusLabel.objects.filter(schema=schema, galaxy_id__in=keys).values_list(
+        "galaxy_id", "label_class__key", "label_class__name")
+    expert = ExpertLabel.objects.filter(schema=schema, galaxy_id__in=keys, superseded_at__isnull=True).order_by(
+        "created_at").values_list("galaxy_id", "label_class__key", "label_class__name")
+    for source, rows in (("consensus", consensus), ("expert", expert)):  # an expert's label wins, the latest one
+        for galaxy_id, key, name in rows:
+            labels[galaxy_id] = ({"key": key, "name": name}, source)
+    detail = reverse("galaxy-detail", args=[0])
     shown: dict[int, list[dict]] = {}
     for galaxy_id, found in pairs.items():
         shown[galaxy_id] = []
         for key, score in found:
-            other = rows.get(key)
-            if other is None:  # deleted since the index was built
+            if key not in thumbnails:  # deleted since the index was built
                 continue
-            expert, consensus = other.current_expert_labels, other.consensus_labels_shown
-            label, source = (expert[0].label_class, "expert") if expert else (
-                (consensus[0].label_class, "consensus") if consensus else (None, None))
+            label, source = labels.get(key, (None, None))
+            thumbnail = thumbnails[key]
             shown[galaxy_id].append({
-                "id": other.pk, "thumbnail_url": other.thumbnail.url if other.thumbnail else None,
-                "detail_url": reverse("galaxy-detail", args=[other.pk]), "similarity": round(float(score), 4),
-                "label": _class_json(label), "label_source": source})
+                "id": key, "thumbnail_url": default_storage.url(thumbnail) if thumbnail else None,
+                "detail_url": detail.replace("/0/", f"/{key}/"), "similarity": round(float(score), 4),
+                "label": label, "label_source": source})
     return shown
 
 
