@@ -28,6 +28,7 @@ from labeling.selectors.labels import EXPERT, galaxy_labels
 from labeling.services.jobs import JobConflict, JobReporter, job_create
 
 PREDICT_BATCH = 50_000
+KEEP_HEAD_FILES = 3
 
 
 def current_feature_set(*, dataset: Dataset) -> FeatureSet | None:
@@ -124,7 +125,16 @@ def classifier_fit(*, feature_set: FeatureSet, schema: LabelSchema, reporter: Jo
     except BaseException:
         path.unlink(missing_ok=True)
         raise
+    _prune_head_files(feature_set, schema)
     return classifier
+
+
+def _prune_head_files(feature_set: FeatureSet, schema: LabelSchema, keep: int = KEEP_HEAD_FILES) -> None:
+    """Delete the files of all but the latest ``keep`` models of a feature set and schema: a refit every 20 labels
+    would otherwise leave one file per refit. Their rows stay, with their counts and metrics."""
+    older = Classifier.objects.filter(feature_set=feature_set, schema=schema).order_by("-created_at", "-pk")[keep:]
+    for path in older.values_list("path", flat=True):
+        Path(path).unlink(missing_ok=True)
 
 
 def latest_classifier(*, feature_set: FeatureSet | None, schema: LabelSchema) -> Classifier | None:

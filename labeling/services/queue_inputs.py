@@ -77,7 +77,7 @@ def _clusters(feature_set: FeatureSet, ids: np.ndarray, features: np.ndarray | N
     return kmeans(reduced, max(2, min(50, len(ids) // 20)), seed=seed).labels
 
 
-def _vote_questions(dataset: Dataset, ids: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+def vote_questions_of(dataset: Dataset, ids: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
     """Per question with votes: (fractions (N, answers), volunteers who answered it (N,)), first questions of
     each tree first, as mlcore.query.vote_disagreement takes them."""
     position = {int(g): i for i, g in enumerate(ids)}
@@ -125,7 +125,7 @@ def queue_inputs(*, dataset: Dataset, schema: LabelSchema, needs: set[str], feat
     if "clusters" in needs and features is not None:
         inputs.arrays["clusters"] = _clusters(feature_set, ids, features, seed)
     if "vote_questions" in needs:
-        questions = _vote_questions(dataset, ids)
+        questions = vote_questions_of(dataset, ids)
         if questions:
             inputs.arrays["vote_questions"] = questions
     return inputs

@@ -9,7 +9,7 @@ import numpy as np
 
 from labeling.models import Dataset, FeatureSet, Galaxy, Simulation
 from labeling.services.import_common import ImportFailed, csv_rows
-from labeling.services.queue_inputs import _vote_questions
+from labeling.services.queue_inputs import vote_questions_of
 
 
 class OracleError(ValueError):
@@ -75,7 +75,7 @@ def simulation_run(*, dataset: Dataset, feature_set: FeatureSet, oracle: Path, s
     if len({labels[int(g)] for g in ids}) < 2:
         raise ValueError(f"{oracle.name}: the galaxies with feature vectors hold fewer than two classes")
     y = np.array([labels[int(g)] for g in ids])
-    vote_questions = _vote_questions(dataset, ids) if "disagreement" in strategies or "combined" in strategies \
+    vote_questions = vote_questions_of(dataset, ids) if "disagreement" in strategies or "combined" in strategies \
         else None
     result = simulate(store.get(ids).astype(np.float32), y, strategies=strategies, initial=initial, step=step,
                       rounds=rounds, seed=seed, test_fraction=test_fraction, progress=progress,

@@ -170,3 +170,13 @@ def test_a_refit_with_one_class_fails_with_the_reason_and_keeps_the_old_predicti
     job.refresh_from_db()
     assert job.status == Job.Status.FAILED and "at least two classes" in job.error
     assert Prediction.objects.filter(classifier=old).count() == 18
+
+
+def test_only_the_latest_three_model_files_are_kept(labelled):
+    from pathlib import Path
+
+    dataset, schema = labelled
+    feature_set = with_features(dataset, index=False)
+    fitted = [classifier_fit(feature_set=feature_set, schema=schema) for _ in range(4)]
+    assert [Path(c.path).exists() for c in fitted] == [False, True, True, True]
+    assert Classifier.objects.count() == 4
