@@ -19,6 +19,7 @@ from django.db import transaction
 from django_q.tasks import async_task
 
 from labeling.models import ConsensusRule, Dataset, DecisionTree, FeatureSet, LabelSchema, ModelVersion
+from labeling.services.activation import chain_continue
 from labeling.services.classifier import classifier_fit
 from labeling.services.clustering import clustering_run, embedding_run
 from labeling.services.consensus import consensus_compute
@@ -26,6 +27,7 @@ from labeling.services.features import features_extract
 from labeling.services.jobs import JobConflict, job_run
 from labeling.services.neighbours import index_build
 from labeling.services.queue import queue_build, queue_build_start
+from labeling.services.retrain import retrain_run
 from labeling.services.votes import votes_aggregate
 
 
@@ -90,6 +92,7 @@ def extract_features(job_id: int, echo=None) -> dict:
             rotation_invariant=arguments.get("rotation_invariant", False), reporter=reporter,
             batch_size=arguments.get("batch_size", 64), num_workers=arguments.get("num_workers"),
             threads=arguments.get("threads") or settings.TORCH_THREADS)
+        chain_continue(job=job, feature_set=feature_set)
         return {"feature_set": feature_set.pk, "added": added, "count": feature_set.count,
                 "failed": len(feature_set.failed)}
 
@@ -101,6 +104,7 @@ def build_index(job_id: int, echo=None) -> dict:
     def work(job, reporter):
         feature_set = index_build(feature_set=FeatureSet.objects.get(pk=job.arguments["feature_set"]),
                                   kind=job.arguments.get("kind", "auto"), reporter=reporter)
+        chain_continue(job=job, feature_set=feature_set)
         return {"feature_set": feature_set.pk, "kind": feature_set.index_kind, "count": feature_set.index_count,
                 "recall": feature_set.index_recall}
 
@@ -115,6 +119,7 @@ def cluster(job_id: int, echo=None) -> dict:
             feature_set=FeatureSet.objects.get(pk=arguments["feature_set"]), method=arguments["method"],
             k=arguments["k"], pca_components=arguments.get("pca_components", 50), seed=arguments.get("seed", 0),
             reporter=reporter, user=job.created_by)
+        chain_continue(job=job, feature_set=clustering.feature_set)
         return {"clustering": clustering.pk, "sizes": clustering.sizes,
                 "ari": {key: round(m["ari"], 4) for key, m in clustering.metrics.items()}}
 
@@ -165,3 +170,8 @@ def build_queue(job_id: int, echo=None) -> dict:
                            experts=experts, strategy=arguments.get("strategy"), reporter=reporter)
 
     return job_run(job_id, work, echo=echo)
+
+
+def retrain(job_id: int, echo=None) -> dict:
+    """One retrain cycle of a retrain Job (labeling/services/retrain.py): {"model_version", "accuracy", ...}."""
+    return job_run(job_id, lambda job, reporter: retrain_run(job=job, reporter=reporter), echo=echo)

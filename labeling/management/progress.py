@@ -13,10 +13,14 @@ class PhaseBars:
         self.phase = None
 
     def __call__(self, done: int, total: int, phase: str = "") -> None:
+        # "training: epoch 2/5, loss 0.41" is the phase "training" with a changing detail, shown after the bar.
+        phase, _, detail = phase.partition(": ")
         if phase != self.phase:
             self.close()
             self.bar = tqdm(total=total or None, desc=phase, unit=self.unit, mininterval=0.5)
             self.phase = phase
+        if detail:
+            self.bar.set_postfix_str(detail, refresh=False)
         if total and self.bar.total != total:
             self.bar.total = total
         self.bar.update(done - self.bar.n)

@@ -16,6 +16,8 @@ class Job(models.Model):
         EMBED_2D = "embed_2d", "2-D map"
         FIT_CLASSIFIER = "fit_classifier", "fit probability model"
         BUILD_QUEUE = "build_queue", "build labelling queues"
+        RETRAIN = "retrain", "retrain cycle"
+        PRETRAIN = "pretrain", "self-supervised pretraining"
 
     class Status(models.TextChoices):
         QUEUED = "queued", "queued"

@@ -50,6 +50,14 @@ class ModelVersion(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
                                    related_name="+")
+    # What a trained version learnt from, and how (empty for versions registered from random or a file).
+    trained_on = models.ForeignKey(Dataset, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    schema = models.ForeignKey(LabelSchema, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    method = models.CharField(max_length=20, blank=True, help_text="finetune (labels, votes, pseudo-labels) or "
+                                                                   "simclr (self-supervised).")
+    training = models.JSONField(default=dict, blank=True, help_text="The training data: counts per class and kind.")
+    hyperparameters = models.JSONField(default=dict, blank=True)
+    error = models.TextField(blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]

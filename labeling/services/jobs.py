@@ -176,7 +176,9 @@ def jobs_mark_abandoned() -> int:
     host = socket.gethostname()
     stale_before = timezone.now() - timedelta(seconds=settings.GALAXY_JOB_STALE_SECONDS)
     marked = 0
-    for job in Job.objects.filter(status=Job.Status.RUNNING).only("pk", "worker_host", "worker_pid", "heartbeat_at"):
+    running = Job.objects.filter(status=Job.Status.RUNNING).only("pk", "kind", "arguments", "worker_host",
+                                                                 "worker_pid", "heartbeat_at")
+    for job in running:
         if job.worker_host == host and job.worker_pid and not _process_exists(job.worker_pid):
             reason = (f"the worker process (pid {job.worker_pid} on {host}) ended while the job was running: it was "
                       "killed or restarted. Run the job again; feature extraction resumes where it stopped.")
@@ -186,6 +188,18 @@ def jobs_mark_abandoned() -> int:
                       "stopped. Run the job again.")
         else:
             continue
-        marked += Job.objects.filter(pk=job.pk, status=Job.Status.RUNNING).update(
-            status=Job.Status.FAILED, finished_at=timezone.now(), message="abandoned: worker gone", error=reason)
+        if Job.objects.filter(pk=job.pk, status=Job.Status.RUNNING).update(
+                status=Job.Status.FAILED, finished_at=timezone.now(), message="abandoned: worker gone", error=reason):
+            marked += 1
+            _version_failed(job, reason)
     return marked
+
+
+def _version_failed(job: Job, reason: str) -> None:
+    """A training job's model version fails with its job (the active version is untouched: it never changed)."""
+    from labeling.models import ModelVersion
+
+    if job.kind in (Job.Kind.RETRAIN, Job.Kind.PRETRAIN) and job.arguments.get("model_version"):
+        ModelVersion.objects.filter(pk=job.arguments["model_version"], status__in=[
+            ModelVersion.Status.QUEUED, ModelVersion.Status.TRAINING]).update(
+            status=ModelVersion.Status.FAILED, error=f"training stopped: {reason}")

@@ -15,22 +15,25 @@ def extraction_start(*, dataset: Dataset, model_version: ModelVersion, rotation_
                       enqueue=enqueue)
 
 
-def index_start(*, feature_set: FeatureSet, kind: str = "auto", user=None, enqueue: bool = True) -> Job:
+def index_start(*, feature_set: FeatureSet, kind: str = "auto", user=None, enqueue: bool = True,
+                chain: dict | None = None) -> Job:
+    """Queue an index build; ``chain`` (labeling/services/activation.py) says what follows it."""
     if feature_set.count == 0:
         raise ValueError(f"feature set {feature_set} has no vectors yet: extract features first")
-    return job_create(kind=Job.Kind.BUILD_INDEX, arguments={"feature_set": feature_set.pk, "kind": kind},
-                      dataset=feature_set.dataset, user=user, enqueue=enqueue)
+    arguments = {"feature_set": feature_set.pk, "kind": kind, **({"chain": chain} if chain else {})}
+    return job_create(kind=Job.Kind.BUILD_INDEX, arguments=arguments, dataset=feature_set.dataset, user=user,
+                      enqueue=enqueue)
 
 
 def clustering_start(*, feature_set: FeatureSet, method: str, k: int, pca_components: int = 50, seed: int = 0,
-                     user=None, enqueue: bool = True) -> Job:
+                     user=None, enqueue: bool = True, chain: dict | None = None) -> Job:
     if method not in Clustering.Method.values:
         raise ValueError(f"unknown clustering method {method!r}; one of {', '.join(Clustering.Method.values)}")
     if not 2 <= k <= feature_set.count:
         raise ValueError(f"k={k} clusters for {feature_set.count} galaxies with features: k must lie between 2 and "
                          "the number of galaxies")
     arguments = {"feature_set": feature_set.pk, "method": method, "k": k, "pca_components": pca_components,
-                 "seed": seed}
+                 "seed": seed, **({"chain": chain} if chain else {})}
     return job_create(kind=Job.Kind.CLUSTER, arguments=arguments, dataset=feature_set.dataset, user=user,
                       enqueue=enqueue)
 

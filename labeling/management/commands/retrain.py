@@ -1,0 +1,81 @@
+"""One retrain cycle: `python manage.py retrain --dataset NAME [--schema NAME] [--backbone resnet18]
+[--weights random|PATH|VERSION] [--image-size 96] [--epochs 5] [--pseudo-threshold 0.95] [--soft-vote-weight 0.3]
+[--seed 0]`."""
+
+from django.core.management.base import BaseCommand, CommandError
+
+from labeling import tasks
+from labeling.management.jobs import dataset_named, run_here
+from labeling.models import LabelSchema, ModelVersion
+from labeling.services.jobs import JobConflict
+from labeling.services.model_versions import ModelVersionError, model_version_get_or_create
+from labeling.services.retrain import retrain_start
+from labeling.services.training_data import TrainingDataError
+
+
+def base_version(weights: str) -> ModelVersion | None:
+    """None for random initialisation; the version named (id, name or "active") or registered from a file."""
+    if weights == "random":
+        return None
+    if weights == "active":
+        active = ModelVersion.objects.filter(status=ModelVersion.Status.ACTIVE).first()
+        if active is None:
+            raise CommandError("--weights active: no model version is active")
+        return active
+    found = ModelVersion.objects.filter(pk=int(weights)).first() if weights.isdigit() else \
+        ModelVersion.objects.filter(name=weights).first()
+    if found is not None:
+        return found
+    try:
+        return model_version_get_or_create(weights=weights)
+    except ModelVersionError as exc:
+        raise CommandError(f"--weights {weights!r}: not a model version id or name, and {exc}") from None
+
+
+class Command(BaseCommand):
+    help = ("Fine-tune the backbone on the dataset's expert labels, soft volunteer votes and confident pseudo-labels; "
+            "evaluate it on the fixed held-out split; activate it when it beats the active version.")
+
+    def add_arguments(self, parser):
+        parser.add_argument("--dataset", required=True, help="the dataset's name")
+        parser.add_argument("--schema", help="the label schema (default: the one with the most expert labels)")
+        parser.add_argument("--backbone", default="resnet18", choices=ModelVersion.Backbone.values)
+        parser.add_argument("--weights", default="random",
+                            help="random, a weights file, or a model version (id, name or 'active') to start from")
+        parser.add_argument("--image-size", type=int, default=96)
+        parser.add_argument("--epochs", type=int, default=5)
+        parser.add_argument("--lr", type=float, default=1e-3, help="learning rate")
+        parser.add_argument("--pseudo-threshold", type=float, default=0.95,
+                            help="probability above which an unlabelled galaxy gets a pseudo-label")
+        parser.add_argument("--soft-vote-weight", type=float, default=0.3)
+        parser.add_argument("--seed", type=int, default=0)
+
+    def handle(self, *args, **options):
+        dataset = dataset_named(options["dataset"])
+        schema = None
+        if options["schema"]:
+            schema = LabelSchema.objects.filter(name=options["schema"]).first()
+            if schema is None:
+                raise CommandError(f"no label schema {options['schema']!r}")
+        try:
+            job = retrain_start(dataset=dataset, schema=schema, backbone=options["backbone"],
+                                base=base_version(options["weights"]), image_size=options["image_size"],
+                                epochs=options["epochs"], lr=options["lr"],
+                                pseudo_threshold=options["pseudo_threshold"],
+                                soft_vote_weight=options["soft_vote_weight"], seed=options["seed"], enqueue=False)
+        except (JobConflict, TrainingDataError, ValueError) as exc:
+            raise CommandError(str(exc)) from None
+        job, seconds = run_here(tasks.retrain, job, unit="%")
+        version = ModelVersion.objects.get(pk=job.result["model_version"])
+        metrics = version.metrics
+        baselines = metrics["baselines"]
+        training = version.training
+        outcome = ("activated (features, index, clusters and queues follow as jobs)" if job.result["activated"]
+                   else "not activated: it did not beat the previous version")
+        self.stdout.write(self.style.SUCCESS(
+            f"model version #{version.pk} {version.name!r}: held-out accuracy {metrics['held_out']['accuracy']:.3f} "
+            f"(balanced {metrics['held_out']['balanced_accuracy']:.3f}) on {training['held_out']} galaxies; "
+            f"previous ({metrics['previous_version']}) {baselines['previous version']['accuracy']:.3f}, pixels "
+            f"PCA(20)+LR {baselines['pixels PCA(20) + LR']['accuracy']:.3f}; trained on {training['expert_labels']} "
+            f"labels, {training['pseudo_labels']} pseudo-labels, {training['with_votes']} with votes in "
+            f"{seconds:.0f} s; {outcome}"))

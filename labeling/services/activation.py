@@ -1,0 +1,79 @@
+"""Activating a model version: its features are extracted, indexed, then it becomes the active version, and the
+dataset is clustered and its queues rebuilt, as a chain of jobs. The previous version keeps serving until the new
+one's neighbour index exists; rolling back is activating an earlier version (its features are already there)."""
+
+from labeling.models import Clustering, Dataset, FeatureSet, Job, ModelVersion
+from labeling.services.jobs import JobConflict
+from labeling.services.model_versions import ModelVersionError, model_version_activate
+
+CHAIN = ["build_index", "cluster", "build_queue"]
+DEFAULT_K = 10
+
+
+def version_activate(*, version: ModelVersion, dataset: Dataset, user=None) -> Job:
+    """Start the chain extract_features -> build_index -> (activate) -> cluster -> build_queue.
+
+    Raises:
+        ModelVersionError: when the version is not ready, or its weights file is missing or unreadable (checked
+            now, so nothing is half activated).
+        JobConflict: when the same extraction is already queued or running.
+    """
+    from labeling.services.ml_jobs import extraction_start
+    from mlcore.backbone import WeightsError, build_backbone
+
+    if version.status not in (ModelVersion.Status.READY, ModelVersion.Status.ACTIVE):
+        raise ModelVersionError(f"model version {version.name!r} is {version.status}; only a ready version can be "
+                                "activated")
+    try:
+        build_backbone(version.backbone, version.weights_argument, seed=version.seed)
+    except (WeightsError, OSError) as exc:
+        raise ModelVersionError(f"model version {version.name!r} cannot be activated: {exc}") from None
+    return extraction_start(dataset=dataset, model_version=version, user=user,
+                            chain={"activate": version.pk, "next": list(CHAIN)})
+
+
+def chain_continue(*, job: Job, feature_set: FeatureSet) -> list[Job]:
+    """After a chained job succeeded: activate the version once its index exists, then start the next step."""
+    from labeling.services.ml_jobs import clustering_start, index_start
+
+    chain = job.arguments.get("chain")
+    if not chain:
+        return []
+    activate = chain.get("activate")
+    if job.kind == Job.Kind.BUILD_INDEX and activate:
+        model_version_activate(version=ModelVersion.objects.get(pk=activate))
+        activate = None
+    steps = list(chain.get("next") or [])
+    if not steps:
+        return []
+    step, rest = steps[0], {"activate": activate, "next": steps[1:]}
+    try:
+        if step == "build_index":
+            return [index_start(feature_set=feature_set, user=job.created_by, chain=rest)]
+        if step == "cluster":
+            previous = Clustering.objects.filter(feature_set__dataset=feature_set.dataset).order_by(
+                "-created_at").first()
+            k = min(previous.k if previous else DEFAULT_K, max(2, feature_set.count))
+            return [clustering_start(feature_set=feature_set, method=previous.method if previous else "kmeans", k=k,
+                                     user=job.created_by, chain=rest)]
+        if step == "build_queue":
+            return _rebuild_queues(feature_set.dataset, job.created_by)
+    except (JobConflict, ValueError):  # the same job already queued, or too few galaxies to cluster
+        return []
+    raise ValueError(f"unknown step {step!r} in the job chain of job #{job.pk}")
+
+
+def _rebuild_queues(dataset: Dataset, user) -> list[Job]:
+    from labeling.models import LabelSchema, QueueEntry
+    from labeling.selectors.labels import label_sets
+    from labeling.services.queue import queue_build_start
+
+    schemas = {label_set.schema for label_set in label_sets(dataset=dataset)}
+    schemas |= set(LabelSchema.objects.filter(pk__in=QueueEntry.objects.filter(dataset=dataset).values("schema")))
+    jobs = []
+    for schema in sorted(schemas, key=lambda s: s.name):
+        try:
+            jobs.append(queue_build_start(dataset=dataset, schema=schema, user=user))
+        except JobConflict:
+            continue
+    return jobs

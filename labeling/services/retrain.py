@@ -1,0 +1,170 @@
+"""A retrain cycle: fine-tune the backbone on the dataset's labels, soft volunteer votes and confident
+pseudo-labels (mlcore.train), evaluate it on the fixed held-out split beside the previous version and a pixel
+baseline, and record the result as a new ModelVersion, activated when it beats the active one."""
+
+import hashlib
+from pathlib import Path
+
+from django.conf import settings
+from django.db.models import Count
+
+from labeling.models import Dataset, ExpertLabel, Job, LabelSchema, ModelVersion
+from labeling.services.jobs import JobConflict, JobReporter, job_create
+from labeling.services.training_data import CycleData, TrainingDataError, cycle_data
+
+RUNNING = (Job.Status.QUEUED, Job.Status.RUNNING)
+
+
+def default_schema(dataset: Dataset) -> LabelSchema:
+    """The schema with the most current expert labels in the dataset.
+
+    Raises:
+        TrainingDataError: when the dataset has no expert label at all.
+    """
+    row = (ExpertLabel.objects.filter(galaxy__dataset=dataset, superseded_at__isnull=True).values("schema")
+           .annotate(n=Count("pk")).order_by("-n").first())
+    if row is None:
+        raise TrainingDataError(f"dataset {dataset.name!r} has no expert label to train on")
+    return LabelSchema.objects.get(pk=row["schema"])
+
+
+def versions_dir() -> Path:
+    return Path(settings.GALAXY_FEATURES_ROOT) / "models"
+
+
+def retrain_start(*, dataset: Dataset, schema: LabelSchema | None = None, backbone: str = "resnet18",
+                  base: ModelVersion | None = None, image_size: int = 96, epochs: int = 5, lr: float = 1e-3,
+                  pseudo_threshold: float = 0.95, soft_vote_weight: float = 0.3, seed: int = 0, user=None,
+                  enqueue: bool = True) -> Job:
+    """Queue a retrain cycle: a new ModelVersion (status queued) and the job that trains it.
+
+    Args:
+        base: the version whose weights training starts from; None for a seeded random initialisation.
+
+    Raises:
+        JobConflict: when a cycle of this dataset is already queued or running (one at a time per dataset).
+        TrainingDataError: when the dataset has no labels of two classes.
+        ValueError: for settings out of range.
+    """
+    running = Job.objects.filter(kind=Job.Kind.RETRAIN, dataset=dataset, status__in=RUNNING).first()
+    if running is not None:
+        raise JobConflict(f"a retrain cycle of {dataset.name!r} is already {running.status} (job #{running.pk}); "
+                          "one cycle at a time per dataset")
+    if not 32 <= image_size <= 424 or not 1 <= epochs <= 500 or not 0 < lr < 1 or not 0.5 <= pseudo_threshold <= 1 \
+            or not 0 <= soft_vote_weight <= 10:
+        raise ValueError("image size 32-424, epochs 1-500, learning rate in (0, 1), pseudo-label threshold 0.5-1, "
+                         "soft-vote weight 0-10")
+    schema = schema or default_schema(dataset)
+    if base is not None and base.backbone != backbone:
+        backbone = base.backbone
+    classes = (ExpertLabel.objects.filter(galaxy__dataset=dataset, schema=schema, superseded_at__isnull=True)
+               .values("label_class").distinct().count())
+    if classes < 2:
+        raise TrainingDataError(f"dataset {dataset.name!r} has expert labels of {classes} class(es) of "
+                                f"{schema.name!r}; a model needs at least two")
+    cycle = ModelVersion.objects.filter(trained_on=dataset, method="finetune").count() + 1
+    hyperparameters = {"epochs": epochs, "lr": lr, "pseudo_threshold": pseudo_threshold,
+                       "soft_vote_weight": soft_vote_weight, "batch_size": 32}
+    version = ModelVersion.objects.create(
+        name=_unique_name(f"{backbone} · {dataset.slug} cycle {cycle} · {image_size} px"), backbone=backbone,
+        weights=ModelVersion.Weights.FILE, seed=seed, image_size=image_size, status=ModelVersion.Status.QUEUED,
+        parent=base or ModelVersion.objects.filter(status=ModelVersion.Status.ACTIVE).first(), trained_on=dataset,
+        schema=schema, method="finetune", hyperparameters=hyperparameters, created_by=user)
+    arguments = {"model_version": version.pk, "base": base.pk if base else None}
+    return job_create(kind=Job.Kind.RETRAIN, arguments=arguments, dataset=dataset, user=user, enqueue=enqueue)
+
+
+def _unique_name(name: str) -> str:
+    taken = set(ModelVersion.objects.filter(name__startswith=name).values_list("name", flat=True))
+    return name if name not in taken else f"{name} ({len(taken) + 1})"
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def retrain_run(*, job: Job, reporter: JobReporter) -> dict:
+    """The work of a retrain job. The version ends ready (or failed, with the reason); the active version changes
+    only when the new one is ready and better on the held-out split."""
+    version = ModelVersion.objects.select_related("trained_on", "schema", "parent").get(
+        pk=job.arguments["model_version"])
+    ModelVersion.objects.filter(pk=version.pk).update(status=ModelVersion.Status.TRAINING)
+    try:
+        result = _train_and_evaluate(version, job, reporter)
+    except BaseException as exc:
+        reason = "cancelled" if type(exc).__name__ in ("JobCancelled", "TrainingCancelled") else \
+            f"{type(exc).__name__}: {exc}"
+        ModelVersion.objects.filter(pk=version.pk).update(status=ModelVersion.Status.FAILED, error=reason)
+        raise
+    return result
+
+
+def _train_and_evaluate(version: ModelVersion, job: Job, reporter: JobReporter) -> dict:
+    from labeling.services.jobs import JobCancelled
+    from labeling.services.retrain_eval import evaluate_cycle
+    from mlcore.augment import decode_all
+    from mlcore.galaxy_model import predict
+    from mlcore.train import TrainConfig, TrainData, TrainingCancelled, train
+
+    hp = version.hyperparameters
+    config = TrainConfig(epochs=hp["epochs"], lr=hp["lr"], image_size=version.image_size,
+                         soft_vote_weight=hp["soft_vote_weight"], seed=version.seed,
+                         threads=settings.TORCH_THREADS, batch_size=hp.get("batch_size", 32))
+    reporter.progress(0, 100, "reading labels, votes and pseudo-labels")
+    data: CycleData = cycle_data(dataset=version.trained_on, schema=version.schema,
+                                 pseudo_threshold=hp["pseudo_threshold"], pseudo_weight=config.pseudo_weight)
+    reporter.progress(2, 100, f"decoding {len(data.train_paths) + len(data.test_paths)} images")
+    train_images, _ = decode_all(data.train_paths, version.image_size)
+    test_images, _ = decode_all(data.test_paths, version.image_size)
+    base = ModelVersion.objects.filter(pk=job.arguments.get("base")).first()
+    checkpoint = versions_dir() / f"version-{version.pk}" / "backbone.pt"
+
+    def progress(step: dict) -> None:
+        done = (step["epoch"] - 1) * step["batches"] + step["batch"]
+        reporter.progress(round(10 + 80 * done / (step["epochs"] * step["batches"])), 100,
+                          f"training: epoch {step['epoch']}/{step['epochs']}, batch {step['batch']}/{step['batches']}, "
+                          f"loss {step['loss']:.3f}, {step['eta_s']:.0f} s left")
+
+    try:
+        trained = train(TrainData(images=train_images, hard=data.hard, hard_weight=data.hard_weight,
+                                  votes=data.votes, question_slices=data.question_slices, classes=data.classes),
+                        backbone=version.backbone, weights=base.weights_argument if base else "random",
+                        config=config, progress=progress, should_cancel=reporter.cancel_requested,
+                        checkpoint_path=checkpoint)
+    except TrainingCancelled:
+        raise JobCancelled() from None
+    reporter.progress(92, 100, "evaluating on the held-out split")
+    probs = predict(trained.model, test_images)["probs"]
+    metrics = evaluate_cycle(version=version, data=data, probs=probs, train_images=train_images,
+                             test_images=test_images)
+    metrics.update(history=trained.history, seconds=round(trained.seconds, 1),
+                   images_per_s=round(trained.images_per_s, 1), device=str(trained.device))
+    ModelVersion.objects.filter(pk=version.pk).update(
+        status=ModelVersion.Status.READY, checkpoint=str(trained.checkpoint), checkpoint_sha256=_sha256(
+            Path(trained.checkpoint)), metrics=metrics, training=data.snapshot, error="")
+    version.refresh_from_db()
+    activated = _activate_if_better(version, metrics, job)
+    return {"model_version": version.pk, "accuracy": metrics["held_out"]["accuracy"],
+            "previous_accuracy": (metrics["baselines"].get("previous version") or {}).get("accuracy"),
+            "activated": activated, "labels": data.snapshot["expert_labels"], "held_out": len(data.test_ids)}
+
+
+def _activate_if_better(version: ModelVersion, metrics: dict, job: Job) -> bool:
+    """Activation (and its chain of jobs) when the new version beats the previous one on the same held-out
+    galaxies; the previous one is the active version, or random features when none is active."""
+    from labeling.services.activation import version_activate
+
+    previous = (metrics["baselines"].get("previous version") or {}).get("accuracy")
+    if previous is not None and metrics["held_out"]["accuracy"] <= previous:
+        return False
+    version_activate(version=version, dataset=version.trained_on, user=job.created_by)
+    return True
+
+
+def cycles_of(dataset: Dataset) -> list[ModelVersion]:
+    """The dataset's trained versions, oldest first (the learning-curve page)."""
+    return list(ModelVersion.objects.filter(trained_on=dataset).order_by("created_at", "pk"))

@@ -1,0 +1,68 @@
+"""How a retrained version is judged: its held-out figures beside two baselines measured in the same run on the same
+galaxies (the previous version's features with a logistic regression, and PCA(20) + logistic regression on pixels),
+and the held-out galaxies it got wrong most confidently."""
+
+import numpy as np
+
+from labeling.models import ModelVersion
+from labeling.services.training_data import CycleData
+
+
+def _aligned(probs: np.ndarray, have: list[str], want: list[str]) -> np.ndarray:
+    """Columns of ``probs`` (in ``have`` order) rearranged to ``want``; a class the baseline never saw gets 0."""
+    out = np.zeros((len(probs), len(want)), np.float64)
+    for j, key in enumerate(want):
+        if key in have:
+            out[:, j] = probs[:, have.index(key)]
+    return out
+
+
+def _features(backbone: str, weights: str, seed: int, images) -> np.ndarray:
+    import torch
+
+    from mlcore.backbone import build_backbone
+
+    model = build_backbone(backbone, weights, seed=seed).eval()
+    with torch.inference_mode():
+        return np.concatenate([model(images[i:i + 64]).numpy() for i in range(0, len(images), 64)])
+
+
+def previous_version_baseline(parent: ModelVersion | None, backbone: str, seed: int, data: CycleData,
+                              train_images, test_images) -> tuple[str, np.ndarray]:
+    """(name, held-out probabilities) of a logistic regression on the previous version's features, trained on the
+    same expert labels; a seeded random initialisation when there is no previous version."""
+    from mlcore.head import ProbabilityHead
+
+    labelled = (data.hard >= 0) & (data.hard_weight >= 1.0)
+    if parent is not None:
+        name, arch, weights, seed = parent.name, parent.backbone, parent.weights_argument, parent.seed
+    else:
+        name, arch, weights = f"{backbone} random init", backbone, "random"
+    head = ProbabilityHead(seed=0).fit(_features(arch, weights, seed, train_images[labelled]),
+                                       np.array(data.classes)[data.hard[labelled]])
+    probs = head.predict_proba(_features(arch, weights, seed, test_images))
+    return name, _aligned(probs, [str(c) for c in head.classes_], data.classes)
+
+
+def evaluate_cycle(*, version: ModelVersion, data: CycleData, probs: np.ndarray, train_images,
+                   test_images) -> dict:
+    """The metrics a version keeps: {"held_out", "baselines", "comparison", "mistakes", "previous_version"}."""
+    from mlcore.evaluate import compare, confident_mistakes, evaluate_predictions, pixel_baseline
+
+    held_out = evaluate_predictions(data.test_labels, probs, data.classes)
+    labelled = (data.hard >= 0) & (data.hard_weight >= 1.0)
+    previous_name, previous_probs = previous_version_baseline(version.parent, version.backbone, version.seed, data,
+                                                              train_images, test_images)
+    pixel_probs, pixel_classes = pixel_baseline(train_images[labelled], np.array(data.classes)[data.hard[labelled]],
+                                                test_images)
+    baselines = {
+        "previous version": evaluate_predictions(data.test_labels, previous_probs, data.classes),
+        "pixels PCA(20) + LR": evaluate_predictions(
+            data.test_labels, _aligned(pixel_probs, [str(c) for c in pixel_classes], data.classes), data.classes),
+    }
+    mistakes = [{**row, "galaxy": int(data.test_ids[row["index"]])}
+                for row in confident_mistakes(data.test_labels, probs, data.classes, k=12)]
+    return {"held_out": held_out, "baselines": baselines, "previous_version": previous_name,
+            "comparison": compare({version.name: held_out, f"previous: {previous_name}": baselines[
+                "previous version"], "pixels PCA(20) + LR": baselines["pixels PCA(20) + LR"]}),
+            "mistakes": mistakes}

@@ -1,0 +1,177 @@
+"""Retrain cycles: a new model version trained on the labels, evaluated on the fixed held-out split beside its
+baselines, activated through a chain of jobs when better, and failures that leave the previous version serving."""
+
+import os
+from pathlib import Path
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from labeling import tasks
+from labeling.models import Classifier, ExpertLabel, FeatureSet, Job, ModelVersion
+from labeling.services.activation import version_activate
+from labeling.services.classifier import classifier_fit
+from labeling.services.jobs import JobConflict, jobs_mark_abandoned
+from labeling.services.model_versions import ModelVersionError, model_version_activate
+from labeling.services.retrain import retrain_start, versions_dir
+from labeling.services.training_data import TrainingDataError, cycle_data
+from tests.labeling.ml_helpers import extracted, galaxy10_subset
+
+pytestmark = pytest.mark.django_db
+TINY = {"image_size": 32, "epochs": 1}
+
+
+@pytest.fixture
+def dataset(tmp_path):
+    return galaxy10_subset(tmp_path / "import", per_class=8)
+
+
+def cycle(dataset, **options):
+    job = retrain_start(dataset=dataset, enqueue=False, **{**TINY, **options})
+    tasks.retrain(job.pk)
+    job.refresh_from_db()
+    return job
+
+
+def test_a_cycle_makes_a_ready_version_with_held_out_metrics_and_baselines(dataset):
+    job = cycle(dataset)
+    assert job.status == Job.Status.SUCCEEDED, job.error
+    version = ModelVersion.objects.get(pk=job.result["model_version"])
+    assert version.status in (ModelVersion.Status.READY, ModelVersion.Status.ACTIVE)
+    assert Path(version.checkpoint).is_file() and len(version.checkpoint_sha256) == 64
+    metrics = version.metrics
+    assert set(metrics["baselines"]) == {"previous version", "pixels PCA(20) + LR"}
+    assert 0 <= metrics["held_out"]["accuracy"] <= 1 and len(metrics["held_out"]["confusion"]) == 3
+    assert [row["name"] for row in metrics["comparison"]][0] == version.name
+    assert len(metrics["history"]) == 1 and metrics["history"][0]["loss"] > 0
+    training = version.training
+    assert training["expert_labels"] + training["held_out"] == 24
+    assert set(training["classes"]) == {"2", "5", "8"} and version.trained_on == dataset
+    assert version.hyperparameters["epochs"] == 1 and version.method == "finetune"
+
+
+def test_the_held_out_galaxies_are_never_trained_on_nor_pseudo_labelled(dataset):
+    feature_set = extracted(dataset)
+    schema = ExpertLabel.objects.first().schema
+    held_before = set(cycle_data(dataset=dataset, schema=schema, pseudo_threshold=0.5, pseudo_weight=0.5)
+                      .test_ids.tolist())
+    # Unlabel half the training galaxies, so the probability model's predictions can pseudo-label them.
+    train_ids = [g for g in dataset.galaxies.values_list("pk", flat=True) if g not in held_before]
+    ExpertLabel.objects.filter(galaxy_id__in=train_ids[::2]).delete()
+    classifier_fit(feature_set=feature_set, schema=schema)
+    data = cycle_data(dataset=dataset, schema=schema, pseudo_threshold=0.34, pseudo_weight=0.5)
+    assert set(data.test_ids.tolist()) <= held_before
+    pseudo = {int(g) for g, w in zip(data.train_ids, data.hard_weight, strict=True) if 0 < w < 1}
+    assert pseudo and not pseudo & held_before
+    assert data.snapshot["pseudo_labels"] == len(pseudo)
+    assert Classifier.objects.count() == 1
+
+
+def test_one_cycle_at_a_time_per_dataset(dataset):
+    retrain_start(dataset=dataset, enqueue=False, **TINY)
+    with pytest.raises(JobConflict, match="already queued"):
+        retrain_start(dataset=dataset, enqueue=False, **TINY)
+    assert ModelVersion.objects.filter(trained_on=dataset).count() == 1
+
+
+def test_a_dataset_with_one_class_is_refused_and_nothing_is_made(dataset):
+    ExpertLabel.objects.exclude(label_class__key="2").delete()
+    with pytest.raises(TrainingDataError, match="at least two"):
+        retrain_start(dataset=dataset, enqueue=False, **TINY)
+    assert not ModelVersion.objects.filter(trained_on=dataset).exists() and not Job.objects.exists()
+
+
+def test_the_command_prints_the_held_out_accuracy(dataset, capsys):
+    call_command("retrain", "--dataset", dataset.name, "--image-size", "32", "--epochs", "1")
+    output = capsys.readouterr().out
+    assert "held-out accuracy" in output and "pixels PCA(20)+LR" in output
+    with pytest.raises(CommandError, match="not a model version id or name"):
+        call_command("retrain", "--dataset", dataset.name, "--weights", "/nowhere/model.pt")
+
+
+def test_a_cancelled_cycle_fails_its_version_and_keeps_the_active_one(dataset, monkeypatch):
+    active = model_version_activate(version=ModelVersion.objects.create(name="serving", image_size=32))
+    job = retrain_start(dataset=dataset, enqueue=False, **TINY)
+    Job.objects.filter(pk=job.pk).update(cancel_requested=True)
+    tasks.retrain(job.pk)
+    job.refresh_from_db()
+    version = ModelVersion.objects.get(pk=job.arguments["model_version"])
+    assert job.status == Job.Status.CANCELLED and version.status == ModelVersion.Status.FAILED
+    assert version.error == "cancelled" and not version.checkpoint
+    active.refresh_from_db()
+    assert active.status == ModelVersion.Status.ACTIVE
+
+
+def test_a_worker_killed_mid_training_leaves_the_version_failed_with_the_reason(dataset):
+    active = model_version_activate(version=ModelVersion.objects.create(name="serving", image_size=32))
+    job = retrain_start(dataset=dataset, enqueue=False, **TINY)
+    dead = os.fork()
+    if dead == 0:
+        os._exit(0)
+    os.waitpid(dead, 0)
+    import socket
+
+    Job.objects.filter(pk=job.pk).update(status=Job.Status.RUNNING, worker_host=socket.gethostname(),
+                                         worker_pid=dead)
+    ModelVersion.objects.filter(pk=job.arguments["model_version"]).update(status=ModelVersion.Status.TRAINING)
+    assert jobs_mark_abandoned() == 1
+    version = ModelVersion.objects.get(pk=job.arguments["model_version"])
+    assert version.status == ModelVersion.Status.FAILED and f"pid {dead}" in version.error
+    assert ModelVersion.objects.get(status=ModelVersion.Status.ACTIVE) == active
+
+
+def test_activating_runs_extraction_index_activation_clusters_and_queues(dataset,
+                                                                         django_capture_on_commit_callbacks):
+    job = cycle(dataset)
+    version = ModelVersion.objects.get(pk=job.result["model_version"])
+    ModelVersion.objects.filter(pk=version.pk).update(status=ModelVersion.Status.READY)
+    version.refresh_from_db()
+    with django_capture_on_commit_callbacks(execute=True):
+        version_activate(version=version, dataset=dataset)
+    kinds = list(Job.objects.order_by("pk").values_list("kind", "status"))
+    assert [kind for kind, _ in kinds[-4:]] == ["extract_features", "build_index", "cluster", "build_queue"]
+    assert all(status == "succeeded" for _, status in kinds[-4:]), kinds
+    version.refresh_from_db()
+    assert version.status == ModelVersion.Status.ACTIVE
+    feature_set = FeatureSet.objects.get(model_version=version, dataset=dataset)
+    assert feature_set.has_index and feature_set.clusterings.exists()
+
+
+def test_rollback_activates_an_earlier_version_again(dataset, django_capture_on_commit_callbacks):
+    first = ModelVersion.objects.get(pk=cycle(dataset).result["model_version"])
+    second = ModelVersion.objects.get(pk=cycle(dataset, seed=1).result["model_version"])
+    for version in (second, first):
+        ModelVersion.objects.filter(pk=version.pk, status=ModelVersion.Status.FAILED).update(status="ready")
+        version.refresh_from_db()
+        with django_capture_on_commit_callbacks(execute=True):
+            version_activate(version=version, dataset=dataset)
+    assert ModelVersion.objects.get(status=ModelVersion.Status.ACTIVE) == first
+
+
+def test_an_unreadable_checkpoint_is_refused_before_anything_changes(dataset):
+    active = model_version_activate(version=ModelVersion.objects.create(name="serving", image_size=32))
+    version = ModelVersion.objects.get(pk=cycle(dataset).result["model_version"])
+    ModelVersion.objects.filter(pk=active.pk).update(status=ModelVersion.Status.ACTIVE)
+    ModelVersion.objects.filter(pk=version.pk).update(status=ModelVersion.Status.READY)
+    version.refresh_from_db()
+    Path(version.checkpoint).write_bytes(b"not a checkpoint")
+    jobs_before = Job.objects.count()
+    with pytest.raises(ModelVersionError, match="cannot be activated"):
+        version_activate(version=version, dataset=dataset)
+    assert Job.objects.count() == jobs_before
+    assert ModelVersion.objects.get(status=ModelVersion.Status.ACTIVE).pk == active.pk
+
+
+def test_a_full_disk_fails_the_cycle_with_a_clear_error_and_no_file(dataset, monkeypatch):
+    import torch
+
+    def full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(torch, "save", full)
+    job = cycle(dataset)
+    version = ModelVersion.objects.get(pk=job.arguments["model_version"])
+    assert job.status == Job.Status.FAILED and "No space left" in job.error
+    assert version.status == ModelVersion.Status.FAILED and "No space left" in version.error
+    folder = versions_dir() / f"version-{version.pk}"
+    assert not version.checkpoint and not (folder.exists() and any(folder.iterdir()))
