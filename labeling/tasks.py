@@ -26,6 +26,7 @@ from labeling.services.consensus import consensus_compute
 from labeling.services.features import features_extract
 from labeling.services.jobs import JobConflict, job_run
 from labeling.services.neighbours import index_build
+from labeling.services.pretrain import pretrain_run
 from labeling.services.queue import queue_build, queue_build_start
 from labeling.services.retrain import retrain_run
 from labeling.services.votes import votes_aggregate
@@ -175,3 +176,8 @@ def build_queue(job_id: int, echo=None) -> dict:
 def retrain(job_id: int, echo=None) -> dict:
     """One retrain cycle of a retrain Job (labeling/services/retrain.py): {"model_version", "accuracy", ...}."""
     return job_run(job_id, lambda job, reporter: retrain_run(job=job, reporter=reporter), echo=echo)
+
+
+def pretrain(job_id: int, echo=None) -> dict:
+    """Self-supervised pretraining of a pretrain Job (labeling/services/pretrain.py): {"model_version", "loss"}."""
+    return job_run(job_id, lambda job, reporter: pretrain_run(job=job, reporter=reporter), echo=echo)

@@ -66,7 +66,7 @@ def retrain_start(*, dataset: Dataset, schema: LabelSchema | None = None, backbo
     hyperparameters = {"epochs": epochs, "lr": lr, "pseudo_threshold": pseudo_threshold,
                        "soft_vote_weight": soft_vote_weight, "batch_size": 32}
     version = ModelVersion.objects.create(
-        name=_unique_name(f"{backbone} · {dataset.slug} cycle {cycle} · {image_size} px"), backbone=backbone,
+        name=unique_version_name(f"{backbone} · {dataset.slug} cycle {cycle} · {image_size} px"), backbone=backbone,
         weights=ModelVersion.Weights.FILE, seed=seed, image_size=image_size, status=ModelVersion.Status.QUEUED,
         parent=base or ModelVersion.objects.filter(status=ModelVersion.Status.ACTIVE).first(), trained_on=dataset,
         schema=schema, method="finetune", hyperparameters=hyperparameters, created_by=user)
@@ -74,12 +74,12 @@ def retrain_start(*, dataset: Dataset, schema: LabelSchema | None = None, backbo
     return job_create(kind=Job.Kind.RETRAIN, arguments=arguments, dataset=dataset, user=user, enqueue=enqueue)
 
 
-def _unique_name(name: str) -> str:
+def unique_version_name(name: str) -> str:
     taken = set(ModelVersion.objects.filter(name__startswith=name).values_list("name", flat=True))
     return name if name not in taken else f"{name} ({len(taken) + 1})"
 
 
-def _sha256(path: Path) -> str:
+def file_sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
@@ -144,7 +144,7 @@ def _train_and_evaluate(version: ModelVersion, job: Job, reporter: JobReporter) 
     metrics.update(history=trained.history, seconds=round(trained.seconds, 1),
                    images_per_s=round(trained.images_per_s, 1), device=str(trained.device))
     ModelVersion.objects.filter(pk=version.pk).update(
-        status=ModelVersion.Status.READY, checkpoint=str(trained.checkpoint), checkpoint_sha256=_sha256(
+        status=ModelVersion.Status.READY, checkpoint=str(trained.checkpoint), checkpoint_sha256=file_sha256(
             Path(trained.checkpoint)), metrics=metrics, training=data.snapshot, error="")
     version.refresh_from_db()
     activated = _activate_if_better(version, metrics, job)

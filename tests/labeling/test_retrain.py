@@ -175,3 +175,24 @@ def test_a_full_disk_fails_the_cycle_with_a_clear_error_and_no_file(dataset, mon
     assert version.status == ModelVersion.Status.FAILED and "No space left" in version.error
     folder = versions_dir() / f"version-{version.pk}"
     assert not version.checkpoint and not (folder.exists() and any(folder.iterdir()))
+
+
+def test_self_supervised_pretraining_makes_a_version_a_cycle_can_start_from(dataset, capsys):
+    from mlcore.backbone import build_backbone
+
+    call_command("pretrain", "--dataset", dataset.name, "--image-size", "32", "--epochs", "1")
+    assert "contrastive loss" in capsys.readouterr().out
+    pretrained = ModelVersion.objects.get(method="simclr")
+    assert pretrained.status == ModelVersion.Status.READY and pretrained.training["images"] == 24
+    build_backbone("resnet18", pretrained.checkpoint)  # an ordinary backbone checkpoint
+    job = cycle(dataset, base=pretrained)
+    version = ModelVersion.objects.get(pk=job.result["model_version"])
+    assert version.parent == pretrained and version.metrics["previous_version"] == pretrained.name
+
+
+def test_a_second_pretraining_of_the_same_dataset_is_refused(dataset):
+    from labeling.services.pretrain import pretrain_start
+
+    pretrain_start(dataset=dataset, image_size=32, epochs=1, enqueue=False)
+    with pytest.raises(JobConflict, match="already queued"):
+        pretrain_start(dataset=dataset, image_size=32, epochs=1, enqueue=False)
