@@ -21,7 +21,16 @@ class DatasetAdmin(admin.ModelAdmin):
     search_fields = ["name", "survey", "description"]
     prepopulated_fields = {"slug": ["name"]}
     actions = [extract_features_default, build_index_latest, cluster_latest_kmeans, map_latest_umap,
-               refit_probability_model, rebuild_queues]
+               refit_probability_model, rebuild_queues, "start_retrain_cycle"]
+
+    @admin.action(description="Start a retrain cycle (defaults: ResNet-18 from random, 96 px, 5 epochs)")
+    def start_retrain_cycle(self, request, queryset):
+        from labeling.admin_actions import _for_each_dataset
+        from labeling.services.retrain import retrain_start
+
+        # JobConflict, TrainingDataError and bad settings are ValueErrors: each becomes an admin message.
+        _for_each_dataset(self, request, queryset, lambda dataset: retrain_start(
+            dataset=dataset, backbone="resnet18", base=None, image_size=96, epochs=5, user=request.user))
 
 
 @admin.register(models.Galaxy)
@@ -123,11 +132,37 @@ class ExpertLabelAdmin(admin.ModelAdmin):
 
 @admin.register(models.ModelVersion)
 class ModelVersionAdmin(admin.ModelAdmin):
-    list_display = ["name", "backbone", "weights", "image_size", "status", "created_at"]
+    list_display = ["name", "backbone", "weights", "image_size", "status", "method", "trained_on", "created_at"]
     list_filter = ["backbone", "weights", "status"]
     search_fields = ["name", "checkpoint"]
     readonly_fields = ["checkpoint_sha256", "created_at"]
     raw_id_fields = ["parent", "created_by"]
+    list_select_related = ["trained_on"]
+    actions = ["activate_version"]
+
+    @admin.action(description="Activate (extract, index, cluster, rebuild queues)")
+    def activate_version(self, request, queryset):
+        from django.contrib import messages
+        from django.urls import reverse
+
+        from labeling.admin_actions import _started
+        from labeling.services.activation import version_activate
+
+        versions = list(queryset.select_related("trained_on"))
+        if len(versions) != 1:
+            self.message_user(request, "Select one version to activate: only one serves at a time.", messages.ERROR)
+            return
+        version = versions[0]
+        if version.trained_on is None:
+            self.message_user(request, f"{version.name}: no training dataset to extract its features on; choose one "
+                                       f"on the Training page ({reverse('training')}).", messages.ERROR)
+            return
+        try:
+            job = version_activate(version=version, dataset=version.trained_on, user=request.user)
+        except ValueError as exc:  # ModelVersionError, JobConflict
+            _started(self, request, [], [f"{version.name}: {exc}"])
+        else:
+            _started(self, request, [job], [])
 
 
 @admin.register(models.FeatureSet)

@@ -81,3 +81,48 @@ class BuildQueueForm(forms.Form):
     dataset = forms.ModelChoiceField(_datasets_with_images())
     schema = forms.ModelChoiceField(LabelSchema.objects.order_by("name"))
     strategy = forms.ChoiceField(choices=[("", "the dataset's queue policy"), *STRATEGY_CHOICES], required=False)
+
+
+class TrainableVersionField(forms.ModelChoiceField):
+    def label_from_instance(self, version):
+        return f"#{version.pk} {version.name} ({version.status})"
+
+
+class RetrainForm(forms.Form):
+    """A retrain cycle (labeling.services.retrain.retrain_start); the service checks the data and the ranges again."""
+
+    dataset = forms.ModelChoiceField(_datasets_with_images(), help_text="Only datasets with images.")
+    schema = forms.ModelChoiceField(LabelSchema.objects.order_by("name"), required=False,
+                                    empty_label="the one with the most expert labels")
+    backbone = forms.ChoiceField(choices=ModelVersion.Backbone.choices, initial=ModelVersion.Backbone.RESNET18,
+                                 help_text="A version to start from sets its own backbone.")
+    base = TrainableVersionField(
+        ModelVersion.objects.filter(status__in=[ModelVersion.Status.READY, ModelVersion.Status.ACTIVE]).order_by(
+            "-created_at", "-pk"), required=False, label="Start from", empty_label="random initialisation (seeded)")
+    image_size = forms.IntegerField(min_value=32, max_value=424, initial=96, help_text="Pixels per side.")
+    epochs = forms.IntegerField(min_value=1, max_value=500, initial=5)
+    lr = forms.FloatField(label="Learning rate", initial=1e-3, widget=forms.NumberInput(attrs={"step": "any"}))
+    pseudo_threshold = forms.FloatField(
+        label="Pseudo-label threshold", min_value=0.5, max_value=1.0, initial=0.95,
+        widget=forms.NumberInput(attrs={"step": "any"}),
+        help_text="Unlabelled galaxies the probability model is this sure of become pseudo-labels.")
+    soft_vote_weight = forms.FloatField(label="Soft-vote weight", min_value=0.0, max_value=10.0, initial=0.3,
+                                        widget=forms.NumberInput(attrs={"step": "any"}),
+                                        help_text="Weight of the volunteer vote fractions in the loss.")
+    seed = forms.IntegerField(initial=0)
+
+    def clean_lr(self):
+        lr = self.cleaned_data["lr"]
+        if not 0 < lr < 1:
+            raise forms.ValidationError("The learning rate must lie between 0 and 1 (exclusive).")
+        return lr
+
+
+class PretrainForm(forms.Form):
+    """Self-supervised pretraining (SimCLR) on a dataset's images, no labels needed."""
+
+    dataset = forms.ModelChoiceField(_datasets_with_images(), help_text="Only datasets with images.")
+    backbone = forms.ChoiceField(choices=ModelVersion.Backbone.choices, initial=ModelVersion.Backbone.RESNET18)
+    image_size = forms.IntegerField(min_value=32, max_value=424, initial=64, help_text="Pixels per side.")
+    epochs = forms.IntegerField(min_value=1, max_value=500, initial=10)
+    seed = forms.IntegerField(initial=0)

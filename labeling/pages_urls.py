@@ -32,6 +32,11 @@ urlpatterns = [
     path("review/<int:galaxy_id>/resolve/", views.review_resolve, name="review-resolve"),
     path("simulations/", views.simulation_list, name="simulation-list"),
     path("simulations/<int:simulation_id>/", views.simulation_detail, name="simulation-detail"),
+    path("training/", views.training_page, name="training"),
+    path("training/cycles/start/", views.training_start, name="training-start"),
+    path("training/pretrain/start/", views.training_pretrain, name="training-pretrain"),
+    path("training/versions/<int:version_id>/activate/", views.training_activate, name="training-activate"),
+    path("training/<slug:dataset>/", views.training_curve, name="training-curve"),
     path("trees/", views.tree_list, name="tree-list"),
     path("trees/<slug:name>/", views.tree_detail, name="tree-detail"),
 ]

@@ -70,7 +70,8 @@ class Command(BaseCommand):
         metrics = version.metrics
         baselines = metrics["baselines"]
         training = version.training
-        outcome = ("activated (features, index, clusters and queues follow as jobs)" if job.result["activated"]
+        outcome = ("activation started: features and index, then the switch, clusters and queues follow as jobs"
+                   if job.result["activated"]
                    else "not activated: it did not beat the previous version")
         self.stdout.write(self.style.SUCCESS(
             f"model version #{version.pk} {version.name!r}: held-out accuracy {metrics['held_out']['accuracy']:.3f} "

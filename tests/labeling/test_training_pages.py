@@ -1,0 +1,310 @@
+"""The Training page (model versions, retrain cycles, activation and rollback), each dataset's learning curve, the
+admin actions that start them, and who may do what."""
+
+import json
+import re
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+
+from labeling import tasks
+from labeling.models import Dataset, ExpertLabel, FeatureSet, Job, LabelSchema, ModelVersion
+from labeling.services.retrain import retrain_start
+from labeling.views import training as training_views
+from tests.labeling.ml_helpers import galaxy10_subset
+
+pytestmark = pytest.mark.django_db
+TINY = {"image_size": 32, "epochs": 1}
+START = {"backbone": "resnet18", "base": "", "schema": "", "image_size": 32, "epochs": 1, "lr": 0.001,
+         "pseudo_threshold": 0.95, "soft_vote_weight": 0.3, "seed": 0}
+PRETRAIN = {"pretrain-backbone": "resnet18", "pretrain-image_size": 32, "pretrain-epochs": 1, "pretrain-seed": 3}
+
+
+@pytest.fixture
+def dataset(tmp_path):
+    return galaxy10_subset(tmp_path / "import", per_class=8)
+
+
+@pytest.fixture
+def bare_dataset():
+    return Dataset.objects.create(name="Bare survey", slug="bare-survey")
+
+
+def metrics(accuracy=0.875, balanced=0.8125, previous=0.5, pixels=0.625, mistakes=(), history=(0.9, 0.7)):
+    block = {"accuracy": accuracy, "balanced_accuracy": balanced, "classes": ["2", "5", "8"], "n": 8, "ece": 0.1,
+             "confusion": [[3, 0, 0], [1, 2, 0], [0, 0, 2]], "per_class": {}}
+    return {"held_out": block, "previous_version": "resnet18 random init",
+            "baselines": {"previous version": {**block, "accuracy": previous, "balanced_accuracy": previous},
+                          "pixels PCA(20) + LR": {**block, "accuracy": pixels, "balanced_accuracy": pixels}},
+            "mistakes": list(mistakes),
+            "history": [{"epoch": i + 1, "loss": loss, "hard_loss": loss, "vote_loss": 0.0, "train_accuracy": 0.5,
+                         "seconds": 1.0} for i, loss in enumerate(history)]}
+
+
+def version(dataset, name, *, status="ready", method="finetune", expert_labels=16, user=None, parent=None, **fields):
+    """A model version row as a finished cycle leaves it (no training: the pages only read rows)."""
+    return ModelVersion.objects.create(
+        name=name, image_size=32, status=status, method=method, trained_on=dataset, created_by=user, parent=parent,
+        schema=LabelSchema.objects.filter(name="galaxy10").first(),
+        training={"expert_labels": expert_labels, "pseudo_labels": 3, "with_votes": 5, "held_out": 8,
+                  "classes": {"2": 6, "5": 5, "8": 5}},
+        **{"metrics": metrics(), **fields})
+
+
+def curve_points(response) -> list[dict]:
+    found = re.search(r'<script id="training-curve-data" type="application/json">(.*?)</script>',
+                      response.content.decode(), re.S)
+    assert found, "the page has no chart data"
+    return json.loads(found.group(1))["points"]
+
+
+def test_training_pages_are_for_experts_and_admins(client, bare_dataset, expert, admin_user, volunteer, outsider):
+    urls = [reverse("training"), reverse("training-curve", args=[bare_dataset.slug])]
+    for url in urls:
+        response = client.get(url)
+        assert response.status_code == 302 and response.url.startswith(reverse("login")), url
+    for user in (volunteer, outsider):
+        client.force_login(user)
+        assert [client.get(url).status_code for url in urls] == [403, 403]
+    for user in (expert, admin_user):
+        client.force_login(user)
+        assert [client.get(url).status_code for url in urls] == [200, 200]
+
+
+def test_experts_may_look_but_not_start_nor_activate(client, dataset, expert):
+    ready = version(dataset, "cycle 1")
+    client.force_login(expert)
+    page = client.get(reverse("training")).content.decode()
+    assert "cycle 1" in page and 'id="start-retrain"' not in page and ">Activate<" not in page
+    assert client.post(reverse("training-start"), {"dataset": dataset.pk, **START}).status_code == 403
+    assert client.post(reverse("training-activate", args=[ready.pk])).status_code == 403
+    assert client.post(reverse("training-pretrain"), {"pretrain-dataset": dataset.pk}).status_code == 403
+    assert not Job.objects.exists()
+
+
+def test_anonymous_posts_are_sent_to_sign_in(client, dataset):
+    response = client.post(reverse("training-start"), {"dataset": dataset.pk, **START})
+    assert response.status_code == 302 and response.url.startswith(reverse("login"))
+    assert not Job.objects.exists()
+
+
+def test_the_training_menu_shows_for_experts_and_admins_only(client, bare_dataset, expert, volunteer):
+    client.force_login(volunteer)
+    assert 'href="/training/"' not in client.get(reverse("dataset-list")).content.decode()
+    client.force_login(expert)
+    assert 'href="/training/"' in client.get(reverse("dataset-list")).content.decode()
+
+
+def test_an_admin_starts_a_retrain_cycle(client, dataset, admin_user, django_capture_on_commit_callbacks):
+    client.force_login(admin_user)
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        response = client.post(reverse("training-start"), {"dataset": dataset.pk, **START}, follow=True)
+    job = Job.objects.get(kind=Job.Kind.RETRAIN)
+    assert f"Started retrain cycle job #{job.pk}" in response.content.decode()
+    assert job.status == Job.Status.QUEUED and job.dataset == dataset and job.created_by == admin_user
+    assert len(callbacks) == 1  # queued for a worker once the transaction commits
+    queued = ModelVersion.objects.get(pk=job.arguments["model_version"])
+    assert (queued.status, queued.trained_on, queued.image_size, queued.method) == ("queued", dataset, 32, "finetune")
+    assert queued.hyperparameters["epochs"] == 1 and queued.schema.name == "galaxy10"
+    # The queued job shows with a live progress bar, polled from the Jobs status endpoint.
+    page = response.content.decode()
+    assert f'data-job="{job.pk}"' in page and 'data-status-url="/jobs/status.json"' in page and "js/jobs.js" in page
+
+
+def test_the_retrain_form_offers_the_documented_defaults(client, dataset, admin_user):
+    client.force_login(admin_user)
+    form = client.get(reverse("training")).context["retrain_form"]
+    initial = {name: field.initial for name, field in form.fields.items() if field.initial is not None}
+    assert initial == {"backbone": "resnet18", "image_size": 96, "epochs": 5, "lr": 1e-3, "pseudo_threshold": 0.95,
+                       "soft_vote_weight": 0.3, "seed": 0}
+    assert form.fields["base"].empty_label == "random initialisation (seeded)"
+
+
+def test_a_bad_form_shows_the_error_and_starts_nothing(client, dataset, admin_user):
+    client.force_login(admin_user)
+    response = client.post(reverse("training-start"), {"dataset": dataset.pk, **START, "epochs": 0})
+    page = response.content.decode()
+    assert response.status_code == 200 and "Could not start a retrain cycle" in page
+    assert "Ensure this value is greater than or equal to 1." in page
+    assert not Job.objects.exists() and not ModelVersion.objects.exists()
+
+
+def test_a_second_start_while_one_is_queued_shows_the_conflict(client, dataset, admin_user):
+    client.force_login(admin_user)
+    client.post(reverse("training-start"), {"dataset": dataset.pk, **START})
+    response = client.post(reverse("training-start"), {"dataset": dataset.pk, **START})
+    page = response.content.decode()
+    assert response.status_code == 200 and "already queued" in page and "one cycle at a time per dataset" in page
+    assert Job.objects.filter(kind=Job.Kind.RETRAIN).count() == 1 and ModelVersion.objects.count() == 1
+
+
+def test_a_dataset_without_two_classes_shows_what_is_missing(client, dataset, admin_user):
+    ExpertLabel.objects.exclude(label_class__key="2").delete()
+    client.force_login(admin_user)
+    response = client.post(reverse("training-start"), {"dataset": dataset.pk, **START})
+    assert response.status_code == 200 and "a model needs at least two" in response.content.decode()
+    assert not Job.objects.exists()
+
+
+def test_the_versions_table_shows_held_out_figures_baselines_and_labels(client, dataset, admin_user):
+    version(dataset, "resnet18 · cycle 1", user=admin_user)
+    ModelVersion.objects.create(name="broken cycle", status="failed", method="finetune", trained_on=dataset,
+                                error="RuntimeError: out of memory")
+    client.force_login(admin_user)
+    page = client.get(reverse("training")).content.decode()
+    row = re.search(r'<tr data-version="\d+" data-status="ready">(.*?)</tr>', page, re.S).group(1)
+    for shown in ("resnet18 · cycle 1", "fine-tune", dataset.name, "0.875", "0.813", "0.500", "0.625",
+                  "16 / 3 / 5", "ada", ">Activate<"):
+        assert shown in row, shown
+    assert "RuntimeError: out of memory" in page and "rollback" in page
+    assert reverse("training-curve", args=[dataset.slug]) in page
+
+
+def test_the_training_page_costs_the_same_queries_for_one_or_five_versions(client, bare_dataset, admin_user):
+    client.force_login(admin_user)
+    Job.objects.create(kind=Job.Kind.RETRAIN, dataset=bare_dataset, created_by=admin_user)
+
+    def queries() -> int:
+        with CaptureQueriesContext(connection) as captured:
+            assert client.get(reverse("training")).status_code == 200
+        return len(captured)
+
+    first = version(bare_dataset, "cycle 1", user=admin_user)
+    one = queries()
+    for n in range(2, 6):
+        other = Dataset.objects.create(name=f"Other {n}", slug=f"other-{n}")
+        version(other, f"cycle {n}", user=admin_user, parent=first)
+    assert ModelVersion.objects.count() == 5 and queries() == one <= 10, one
+
+
+def test_the_learning_curve_has_one_point_per_trained_version(client, dataset, expert):
+    galaxy = dataset.galaxies.order_by("pk").first()
+    version(dataset, "cycle 1", expert_labels=10, metrics=metrics(accuracy=0.5))
+    version(dataset, "cycle 2", status="active", expert_labels=20, metrics=metrics(
+        accuracy=0.75, mistakes=[{"index": 0, "true": "2", "predicted": "5", "probability": 0.93,
+                                  "galaxy": galaxy.pk}]))
+    version(dataset, "cycle 3", status="failed", metrics={})
+    version(dataset, "cycle 4", status="queued", metrics={})
+    version(dataset, "pretrained", method="simclr", metrics={})
+    version(Dataset.objects.create(name="Elsewhere", slug="elsewhere"), "other dataset")
+    client.force_login(expert)
+    response = client.get(reverse("training-curve", args=[dataset.slug]))
+    points = curve_points(response)
+    assert [(p["name"], p["expert_labels"], p["accuracy"]) for p in points] == [
+        ("cycle 1", 10, 0.5), ("cycle 2", 20, 0.75)]
+    assert points[1]["previous_accuracy"] == 0.5 and points[1]["pixel_accuracy"] == 0.625
+    assert points[1]["loss"] == [0.9, 0.7] and points[1]["confusion"][1] == [1, 2, 0]
+    assert points[1]["class_names"][0] != "2"  # the schema's names, not its keys
+    page = response.content.decode()
+    assert f'href="{reverse("galaxy-detail", args=[galaxy.pk])}"' in page and galaxy.thumbnail.url in page
+    assert "p = 0.93" in page and "js/training_curve.js" in page and "vendor/echarts/echarts.min.js" in page
+
+
+def test_a_dataset_without_cycles_explains_how_to_run_one(client, bare_dataset, expert):
+    client.force_login(expert)
+    page = client.get(reverse("training-curve", args=[bare_dataset.slug])).content.decode()
+    assert "manage.py retrain --dataset" in page and 'id="training-curve-data"' not in page
+    assert client.get(reverse("training-curve", args=["no-such-dataset"])).status_code == 404
+
+
+def test_activating_a_version_without_its_checkpoint_shows_why_and_changes_nothing(client, dataset, admin_user):
+    broken = version(dataset, "cycle 1", weights="file", checkpoint="/nowhere/backbone.pt")
+    client.force_login(admin_user)
+    response = client.post(reverse("training-activate", args=[broken.pk]) + f"?dataset={dataset.slug}", follow=True)
+    assert "Could not activate cycle 1" in response.content.decode() and "cannot be activated" in \
+        response.content.decode()
+    broken.refresh_from_db()
+    assert broken.status == "ready" and not Job.objects.exists() and not FeatureSet.objects.exists()
+    assert not ModelVersion.objects.filter(status="active").exists()
+
+
+def test_activating_a_ready_version_starts_the_chain(client, dataset, admin_user):
+    ready = version(dataset, "cycle 1", weights="random")
+    client.force_login(admin_user)
+    response = client.post(reverse("training-activate", args=[ready.pk]) + f"?dataset={dataset.slug}", follow=True)
+    job = Job.objects.get(kind=Job.Kind.EXTRACT_FEATURES)
+    assert f"Activation started: extract → index → activate → cluster → queues (job #{job.pk})" in \
+        response.content.decode()
+    assert job.arguments["chain"]["activate"] == ready.pk and job.dataset == dataset
+
+
+def test_a_version_trained_nowhere_is_activated_on_the_chosen_dataset(client, dataset, admin_user):
+    registered = ModelVersion.objects.create(name="random 32 px", image_size=32)
+    client.force_login(admin_user)
+    page = client.get(reverse("training")).content.decode()
+    assert f'<option value="{dataset.slug}">' in page
+    client.post(reverse("training-activate", args=[registered.pk]), {"dataset": dataset.slug})
+    assert Job.objects.get(kind=Job.Kind.EXTRACT_FEATURES).dataset == dataset
+
+
+def test_the_pretraining_form_shows_only_when_pretraining_exists(client, dataset, admin_user, monkeypatch):
+    calls = []
+
+    def pretrain_start(**arguments):
+        calls.append(arguments)
+        return Job.objects.create(kind=Job.Kind.PRETRAIN, dataset=arguments["dataset"])
+
+    client.force_login(admin_user)
+    monkeypatch.setattr(training_views, "_pretrain_service", lambda: None)
+    assert 'id="start-pretrain"' not in client.get(reverse("training")).content.decode()
+    monkeypatch.setattr(training_views, "_pretrain_service", lambda: pretrain_start)
+    page = client.get(reverse("training")).content.decode()
+    assert 'id="start-pretrain"' in page and 'name="pretrain-image_size" value="64"' in page
+    response = client.post(reverse("training-pretrain"), {**PRETRAIN, "pretrain-dataset": dataset.pk}, follow=True)
+    assert calls == [{"dataset": dataset, "backbone": "resnet18", "image_size": 32, "epochs": 1, "seed": 3,
+                      "user": admin_user}]
+    assert "Started self-supervised pretraining job #" in response.content.decode()
+
+
+def test_an_admin_starts_self_supervised_pretraining(client, dataset, admin_user):
+    pytest.importorskip("labeling.services.pretrain")
+    client.force_login(admin_user)
+    response = client.post(reverse("training-pretrain"), {**PRETRAIN, "pretrain-dataset": dataset.pk}, follow=True)
+    job = Job.objects.get(kind=Job.Kind.PRETRAIN)
+    assert f"Started self-supervised pretraining job #{job.pk}" in response.content.decode()
+    queued = ModelVersion.objects.get(pk=job.arguments["model_version"])
+    assert (queued.method, queued.status, queued.trained_on, queued.image_size) == ("simclr", "queued", dataset, 32)
+    response = client.post(reverse("training-pretrain"), {**PRETRAIN, "pretrain-dataset": dataset.pk})
+    assert response.status_code == 200 and "already queued" in response.content.decode()
+    assert Job.objects.filter(kind=Job.Kind.PRETRAIN).count() == 1
+
+
+def test_the_admin_actions_start_a_cycle_and_an_activation(client, dataset, admin_user):
+    client.force_login(admin_user)
+    response = client.post(reverse("admin:labeling_dataset_changelist"), {
+        "action": "start_retrain_cycle", "_selected_action": [dataset.pk]}, follow=True)
+    job = Job.objects.get(kind=Job.Kind.RETRAIN)
+    assert f"#{job.pk}" in response.content.decode()
+    queued = ModelVersion.objects.get(pk=job.arguments["model_version"])
+    assert (queued.backbone, queued.image_size, queued.hyperparameters["epochs"], queued.parent) == (
+        "resnet18", 96, 5, None)
+    response = client.post(reverse("admin:labeling_dataset_changelist"), {
+        "action": "start_retrain_cycle", "_selected_action": [dataset.pk]}, follow=True)
+    assert "already queued" in response.content.decode()
+
+    ready = version(dataset, "cycle 0", weights="random")
+    client.post(reverse("admin:labeling_modelversion_changelist"), {
+        "action": "activate_version", "_selected_action": [ready.pk]})
+    assert Job.objects.get(kind=Job.Kind.EXTRACT_FEATURES).arguments["chain"]["activate"] == ready.pk
+
+
+def test_the_admin_activation_reports_a_missing_checkpoint(client, dataset, admin_user):
+    broken = version(dataset, "cycle 1", weights="file", checkpoint="/nowhere/backbone.pt")
+    client.force_login(admin_user)
+    response = client.post(reverse("admin:labeling_modelversion_changelist"), {
+        "action": "activate_version", "_selected_action": [broken.pk]}, follow=True)
+    assert "cannot be activated" in response.content.decode() and not Job.objects.exists()
+
+
+def test_a_real_cycle_appears_on_its_learning_curve(client, dataset, expert):
+    job = retrain_start(dataset=dataset, enqueue=False, **TINY)
+    tasks.retrain(job.pk)
+    job.refresh_from_db()
+    assert job.status == Job.Status.SUCCEEDED, job.error
+    trained = ModelVersion.objects.get(pk=job.result["model_version"])
+    client.force_login(expert)
+    points = curve_points(client.get(reverse("training-curve", args=[dataset.slug])))
+    assert [(p["version"], p["expert_labels"]) for p in points] == [(trained.pk, trained.training["expert_labels"])]
+    assert points[0]["accuracy"] == trained.metrics["held_out"]["accuracy"] and len(points[0]["loss"]) == 1
