@@ -56,6 +56,8 @@ class ModelVersion(models.Model):
     method = models.CharField(max_length=20, blank=True, help_text="finetune (labels, votes, pseudo-labels) or "
                                                                    "simclr (self-supervised).")
     training = models.JSONField(default=dict, blank=True, help_text="The training data: counts per class and kind.")
+    training_labels = models.JSONField(default=dict, blank=True, help_text="Each training galaxy's class (expert "
+                                                                           "labels and pseudo-labels).")
     hyperparameters = models.JSONField(default=dict, blank=True)
     error = models.TextField(blank=True)
 

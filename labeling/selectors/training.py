@@ -54,8 +54,9 @@ def version_row(version: ModelVersion) -> VersionRow:
 
 def training_versions(*, limit: int = VERSIONS_SHOWN) -> list[VersionRow]:
     """The newest model versions first, with what each was trained on and how it did on the held-out split."""
-    versions = ModelVersion.objects.select_related("trained_on", "schema", "parent", "created_by").order_by(
-        "-created_at", "-pk")[:limit]
+    # training_labels (a class per training galaxy) is never shown and grows with the dataset: left unread.
+    versions = (ModelVersion.objects.defer("training_labels")
+                .select_related("trained_on", "schema", "parent", "created_by").order_by("-created_at", "-pk")[:limit])
     return [version_row(version) for version in versions]
 
 
@@ -115,7 +116,8 @@ def learning_curve(*, dataset: Dataset) -> LearningCurve:
     ``{"points": [{version, name, cycle, expert_labels, accuracy, balanced_accuracy, previous_accuracy,
     previous_balanced_accuracy, pixel_accuracy, pixel_balanced_accuracy, loss, confusion, classes,
     class_names}]}``."""
-    versions = list(ModelVersion.objects.filter(trained_on=dataset, method="finetune", status__in=CURVE_STATUSES)
+    versions = list(ModelVersion.objects.defer("training_labels")
+                    .filter(trained_on=dataset, method="finetune", status__in=CURVE_STATUSES)
                     .select_related("schema", "created_by").order_by("created_at", "pk"))
     names = {(schema, key): name for schema, key, name in LabelClass.objects.filter(
         schema__in={v.schema_id for v in versions} - {None}).values_list("schema", "key", "name")}

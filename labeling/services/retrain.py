@@ -145,7 +145,8 @@ def _train_and_evaluate(version: ModelVersion, job: Job, reporter: JobReporter) 
                    images_per_s=round(trained.images_per_s, 1), device=str(trained.device))
     ModelVersion.objects.filter(pk=version.pk).update(
         status=ModelVersion.Status.READY, checkpoint=str(trained.checkpoint), checkpoint_sha256=file_sha256(
-            Path(trained.checkpoint)), metrics=metrics, training=data.snapshot, error="")
+            Path(trained.checkpoint)), metrics=metrics, training=data.snapshot, training_labels=data.trained_as,
+        error="")
     version.refresh_from_db()
     activated = _activate_if_better(version, metrics, job)
     return {"model_version": version.pk, "accuracy": metrics["held_out"]["accuracy"],

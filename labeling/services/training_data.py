@@ -44,6 +44,7 @@ class CycleData:
     test_paths: list[str]
     test_labels: list[str]
     snapshot: dict = field(default_factory=dict)
+    trained_as: dict = field(default_factory=dict)
 
 
 def _image_paths(dataset: Dataset) -> dict[int, str]:
@@ -138,7 +139,11 @@ def cycle_data(*, dataset: Dataset, schema: LabelSchema, pseudo_threshold: float
         "held_out_classes": {key: sum(1 for g in test_ids if labels[int(g)] == key) for key in classes},
         "held_out_fraction": held_out_fraction, "pseudo_threshold": pseudo_threshold,
     }
+    # Which labels: the galaxies and the class each was trained as (labels may change later); kept apart from the
+    # snapshot because pages list versions by the hundred and these run to the size of the dataset.
+    trained_as = {"labels": {str(g): train_labels[g] for g in sorted(train_labels)},
+                  "pseudo": {str(g): pseudo[int(g)] for g in train_ids if int(g) in pseudo}}
     return CycleData(classes=classes, question_slices=slices, tree=tree, train_ids=train_ids,
                      train_paths=[paths[int(g)] for g in train_ids], hard=hard, hard_weight=weight,
                      votes=counts[keep], test_ids=test_ids, test_paths=[paths[int(g)] for g in test_ids],
-                     test_labels=[labels[int(g)] for g in test_ids], snapshot=snapshot)
+                     test_labels=[labels[int(g)] for g in test_ids], snapshot=snapshot, trained_as=trained_as)

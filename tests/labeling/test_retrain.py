@@ -47,6 +47,8 @@ def test_a_cycle_makes_a_ready_version_with_held_out_metrics_and_baselines(datas
     training = version.training
     assert training["expert_labels"] + training["held_out"] == 24
     assert set(training["classes"]) == {"2", "5", "8"} and version.trained_on == dataset
+    assert len(version.training_labels["labels"]) == training["expert_labels"]
+    assert set(version.training_labels["labels"].values()) == {"2", "5", "8"}
     assert version.hyperparameters["epochs"] == 1 and version.method == "finetune"
 
 
