@@ -5,7 +5,7 @@ or to fine-tune from in a retrain cycle."""
 from django.conf import settings
 
 from labeling.models import Dataset, Galaxy, Job, ModelVersion
-from labeling.services.jobs import JobCancelled, JobConflict, JobReporter, job_create
+from labeling.services.jobs import JobCancelled, JobConflict, JobReporter, job_create, jobs_mark_abandoned
 from labeling.services.retrain import RUNNING, file_sha256, unique_version_name, versions_dir
 
 
@@ -17,6 +17,7 @@ def pretrain_start(*, dataset: Dataset, backbone: str = "resnet18", image_size: 
         JobConflict: when a pretraining of the dataset is already queued or running.
         ValueError: settings out of range, or fewer than two images.
     """
+    jobs_mark_abandoned()  # a cycle whose worker died must not block the next one
     running = Job.objects.filter(kind=Job.Kind.PRETRAIN, dataset=dataset, status__in=RUNNING).first()
     if running is not None:
         raise JobConflict(f"a pretraining of {dataset.name!r} is already {running.status} (job #{running.pk})")

@@ -9,7 +9,7 @@ from django.conf import settings
 from django.db.models import Count
 
 from labeling.models import Dataset, ExpertLabel, Job, LabelSchema, ModelVersion
-from labeling.services.jobs import JobConflict, JobReporter, job_create
+from labeling.services.jobs import JobConflict, JobReporter, job_create, jobs_mark_abandoned
 from labeling.services.training_data import CycleData, TrainingDataError, cycle_data
 
 RUNNING = (Job.Status.QUEUED, Job.Status.RUNNING)
@@ -46,6 +46,7 @@ def retrain_start(*, dataset: Dataset, schema: LabelSchema | None = None, backbo
         TrainingDataError: when the dataset has no labels of two classes.
         ValueError: for settings out of range.
     """
+    jobs_mark_abandoned()  # a cycle whose worker died must not block the next one
     running = Job.objects.filter(kind=Job.Kind.RETRAIN, dataset=dataset, status__in=RUNNING).first()
     if running is not None:
         raise JobConflict(f"a retrain cycle of {dataset.name!r} is already {running.status} (job #{running.pk}); "

@@ -96,3 +96,51 @@ def _kill_and_resume(tmp_path, database_url):
     assert resumed["status"] == "succeeded"
     assert 0 < resumed["result"]["added"] < 40 and report["count"] == 40
     assert f"{resumed['result']['added']} new" in second.stdout
+
+
+TRAINING_REPORT = """
+import json
+from labeling.models import Job, ModelVersion
+print(json.dumps({"jobs": list(Job.objects.filter(kind="retrain").order_by("pk").values("pk", "status", "error")),
+                  "versions": list(ModelVersion.objects.order_by("pk").values("name", "status", "error"))},
+                 default=str))
+"""
+ACTIVATE_SERVING = """
+from labeling.models import ModelVersion
+from labeling.services.model_versions import model_version_activate
+model_version_activate(version=ModelVersion.objects.create(name="serving", image_size=32))
+"""
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="SIGKILL and /proc semantics")
+def test_a_worker_killed_mid_training_leaves_the_version_failed_and_the_active_one_serving(tmp_path):
+    with _database_like_the_suites() as database_url:
+        env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "DJANGO_SETTINGS_MODULE"}}
+        env.update(DJANGO_DEBUG="1", VAR_DIR=str(tmp_path / "var"), GALAXY_FEATURES_ROOT=str(tmp_path / "features"))
+        if database_url:
+            env["DATABASE_URL"] = database_url
+        folder = galaxy10_subset_folder(tmp_path / "images", classes=("2", "5", "8"), per_class=8)
+        assert _manage(env, "migrate", "--no-input", "-v0").returncode == 0
+        assert _manage(env, "import_galaxies", "--dataset", "G10", "--format", "folder", str(folder),
+                       "--schema", "galaxy10").returncode == 0
+        assert _manage(env, "shell", "-c", ACTIVATE_SERVING).returncode == 0
+        training = subprocess.Popen(
+            [sys.executable, str(REPO_ROOT / "manage.py"), "retrain", "--dataset", "G10", "--image-size", "32",
+             "--epochs", "200"], env=env, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        deadline, seen = time.monotonic() + 120, ""
+        # Kill once training has started: the command's progress bar says "training".
+        while time.monotonic() < deadline and training.poll() is None and "training" not in seen:
+            seen += os.read(training.stderr.fileno(), 4096).decode(errors="replace")
+        assert training.poll() is None, f"the retrain ended before it could be killed: {seen[-500:]}"
+        training.send_signal(signal.SIGKILL)
+        training.wait(timeout=30)
+        # The next command that looks at jobs (here: another retrain, refused or run) notices the dead worker.
+        _manage(env, "retrain", "--dataset", "G10", "--image-size", "32", "--epochs", "1")
+        report = json.loads(_manage(env, "shell", "-c", TRAINING_REPORT).stdout.strip().splitlines()[-1])
+        killed = report["jobs"][0]
+        assert killed["status"] == "failed" and "killed or restarted" in killed["error"]
+        versions = {v["name"]: v for v in report["versions"]}
+        assert versions["serving"]["status"] in ("active", "ready")
+        cycle_one = next(v for name, v in versions.items() if "cycle 1" in name)
+        assert cycle_one["status"] == "failed" and "killed or restarted" in cycle_one["error"]
+        assert not list((tmp_path / "features").rglob("version-1*/backbone.pt"))
