@@ -8,12 +8,8 @@ random sampling shows how many labels a strategy needs to reach random's final a
 
 from __future__ import annotations
 
-import json
-import os
-import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
-from pathlib import Path
 
 import numpy as np
 from sklearn.model_selection import train_test_split
@@ -289,63 +285,3 @@ def label_savings(curves: Mapping[str, Sequence[Mapping]], baseline: str = BASEL
         "saved_fraction": saved / baseline_labels if saved is not None and baseline_labels else None,
         "final_accuracy": {name: float(points[-1]["accuracy"]) for name, points in curves.items() if points},
     }
-
-
-def write_results(result: Mapping, out_dir) -> tuple[Path, Path]:
-    """Write ``learning_curves.json`` (indent 2) and ``learning_curves.png`` into ``out_dir``, each atomically.
-
-    Returns:
-        (json path, png path).
-    """
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    json_path, png_path = out / "learning_curves.json", out / "learning_curves.png"
-    _write_atomically(json_path, lambda stream: stream.write(json.dumps(result, indent=2).encode()))
-    figure = _figure(result)
-    _write_atomically(png_path, lambda stream: figure.savefig(stream, format="png", dpi=120))
-    return json_path, png_path
-
-
-def _figure(result: Mapping):
-    # A bare Figure (no pyplot): no display is needed, no global backend is switched inside the web or worker
-    # process, and nothing stays registered with pyplot after the function returns.
-    from matplotlib.figure import Figure
-
-    parameters, curves, savings = result["parameters"], result["curves"], result["savings"]
-    figure = Figure(figsize=(12, 4.8), layout="constrained")
-    panels = figure.subplots(1, 2)
-    for axes, metric, title in ((panels[0], "accuracy", "Accuracy"),
-                                (panels[1], "balanced_accuracy", "Balanced accuracy")):
-        for name, points in curves.items():
-            axes.plot([p["labels"] for p in points], [p[metric] for p in points], marker="o", markersize=3,
-                      linestyle="--" if name == BASELINE else "-", linewidth=2 if name == BASELINE else 1.5,
-                      color="black" if name == BASELINE else None, zorder=3 if name == BASELINE else 2, label=name)
-        if metric == "accuracy":
-            axes.axhline(savings["baseline_final_accuracy"], color="grey", linestyle=":", linewidth=1,
-                         label=f"{BASELINE} final ({savings['baseline_final_accuracy']:.3f})")
-        axes.set_title(title)
-        axes.set_xlabel("labelled galaxies")
-        axes.set_ylabel(title.lower())
-        axes.grid(alpha=0.3)
-    panels[0].legend(fontsize="small")
-    headline = (f"Active learning on {parameters['n_galaxies']:,} galaxies ({parameters['n_pool']:,} in the pool, "
-                f"{parameters['n_test']:,} held out, {len(parameters['classes'])} classes)")
-    best, saved = savings["best"], savings["labels_saved"]
-    if best is not None:
-        change = f"{saved} fewer" if saved >= 0 else f"{-saved} more"
-        headline += (f"\n{best} reaches {BASELINE}'s final accuracy with {savings['per_strategy'][best]} labels, "
-                     f"{change} than {BASELINE} ({savings['baseline_labels']})")
-    figure.suptitle(headline)
-    return figure
-
-
-def _write_atomically(path: Path, write: Callable) -> None:
-    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            write(stream)
-        os.chmod(tmp, 0o644)  # mkstemp makes it private; the results are for anyone who can read the folder
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

@@ -65,7 +65,8 @@ def simulation_run(*, dataset: Dataset, feature_set: FeatureSet, oracle: Path, s
         OracleError: for an unusable oracle CSV.
         ValueError: for an unknown strategy, or fewer than two classes among the matched galaxies.
     """
-    from mlcore.al_simulation import simulate, write_results
+    from mlcore.al_plot import write_results
+    from mlcore.al_simulation import simulate
     from mlcore.store import FeatureStore
 
     labels = oracle_read(path=oracle, dataset=dataset)

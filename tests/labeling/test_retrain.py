@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.test import TestCase
 
 from labeling import tasks
 from labeling.models import Classifier, ExpertLabel, FeatureSet, Job, ModelVersion
@@ -27,8 +28,10 @@ def dataset(tmp_path):
 
 
 def cycle(dataset, **options):
+    """One cycle run as a worker would, with the jobs it starts (an activation chain when it wins) run too."""
     job = retrain_start(dataset=dataset, enqueue=False, **{**TINY, **options})
-    tasks.retrain(job.pk)
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        tasks.retrain(job.pk)
     job.refresh_from_db()
     return job
 
@@ -151,11 +154,12 @@ def test_rollback_activates_an_earlier_version_again(dataset, django_capture_on_
 
 
 def test_an_unreadable_checkpoint_is_refused_before_anything_changes(dataset):
-    active = model_version_activate(version=ModelVersion.objects.create(name="serving", image_size=32))
+    active = ModelVersion.objects.create(name="serving", image_size=32)
     version = ModelVersion.objects.get(pk=cycle(dataset).result["model_version"])
-    ModelVersion.objects.filter(pk=active.pk).update(status=ModelVersion.Status.ACTIVE)
-    ModelVersion.objects.filter(pk=version.pk).update(status=ModelVersion.Status.READY)
+    # Whether or not the cycle won and activated itself, "serving" is the active version when the test starts.
+    model_version_activate(version=active)
     version.refresh_from_db()
+    assert version.status == ModelVersion.Status.READY
     Path(version.checkpoint).write_bytes(b"not a checkpoint")
     jobs_before = Job.objects.count()
     with pytest.raises(ModelVersionError, match="cannot be activated"):

@@ -7,7 +7,8 @@ import pytest
 from sklearn.datasets import make_blobs
 
 from mlcore import query
-from mlcore.al_simulation import held_out_split, label_savings, simulate, strategy_order, write_results
+from mlcore.al_plot import write_results
+from mlcore.al_simulation import held_out_split, label_savings, simulate, strategy_order
 from mlcore.head import ProbabilityHead
 
 CLASSES = np.array(["spiral", "elliptical", "merger", "ring", "lens", "edge_on"])
