@@ -14,9 +14,11 @@ from labeling.models import (
     LabelSchema,
     QueueEntry,
 )
+from labeling.selectors import queue as reads
 from labeling.services.classifier import labels_arrived
+from labeling.services.jobs import JobConflict
 from labeling.services.labels import expert_label_set, user_is_expert
-from labeling.services.queue import entry_finish
+from labeling.services.queue import entry_finish, queue_build_start
 
 
 def label_give(*, expert, galaxy: Galaxy, schema: LabelSchema, label_class: LabelClass, note: str = "") -> ExpertLabel:
@@ -136,9 +138,6 @@ def label_resolve(*, admin, galaxy: Galaxy, schema: LabelSchema, label_class: La
 def queue_next(*, expert, dataset: Dataset, schema: LabelSchema, count: int = 2, exclude: list[int] = ()) -> dict:
     """The head of the expert's queue as the labelling page shows it. An empty queue starts a build for this
     expert (once: not again until they label something new), and says so."""
-    from labeling.selectors import queue as reads
-    from labeling.services.queue import queue_build_start
-
     entries = reads.pending_entries(expert=expert, dataset=dataset, schema=schema, count=count, exclude=exclude)
     building, message = False, ""
     if not entries and not reads.queue_remaining(expert=expert, dataset=dataset, schema=schema):
@@ -150,7 +149,7 @@ def queue_next(*, expert, dataset: Dataset, schema: LabelSchema, count: int = 2,
         elif latest is None or latest.status != latest.Status.SUCCEEDED or (
                 last_label is not None and last_label > latest.created_at) or expert.pk not in (
                 latest.arguments.get("experts") or [expert.pk]):
-            building = _start_build(queue_build_start, dataset, schema, expert)
+            building = _start_build(dataset, schema, expert)
             entries = reads.pending_entries(expert=expert, dataset=dataset, schema=schema, count=count,
                                             exclude=exclude)
             building = building and not entries
@@ -163,12 +162,10 @@ def queue_next(*, expert, dataset: Dataset, schema: LabelSchema, count: int = 2,
             "building": building, "message": message}
 
 
-def _start_build(start, dataset, schema, expert) -> bool:
+def _start_build(dataset, schema, expert) -> bool:
     """True when a build for the expert is now queued, running or (with inline tasks) already done."""
-    from labeling.services.jobs import JobConflict
-
     try:
-        job = start(dataset=dataset, schema=schema, experts=[expert], user=expert)
+        job = queue_build_start(dataset=dataset, schema=schema, experts=[expert], user=expert)
     except JobConflict:
         return True
     job.refresh_from_db()

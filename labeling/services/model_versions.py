@@ -18,12 +18,19 @@ class ModelVersionError(ValueError):
     """A model that cannot be made: unknown backbone, bad image size, a weights file that is not usable."""
 
 
-def _sha256_file(path: Path) -> str:
+def file_sha256(path: Path) -> str:
+    """The SHA-256 of a file, read in 1 MiB blocks."""
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def unique_version_name(name: str) -> str:
+    """``name``, or ``name (N)`` when a version already has it (model version names are unique)."""
+    taken = set(ModelVersion.objects.filter(name__startswith=name).values_list("name", flat=True))
+    return name if name not in taken else f"{name} ({len(taken) + 1})"
 
 
 def _checked_weights_file(path: Path, backbone: str) -> dict:
@@ -69,7 +76,7 @@ def model_version_get_or_create(*, backbone: str = "resnet18", weights: str = "r
             raise ModelVersionError(f"weights file {weights!r} does not exist (use random, imagenet or a file path)")
         info = _checked_weights_file(path, backbone)
         image_size = image_size or info.get("image_size")
-        checkpoint, digest, kind = str(path), _sha256_file(path), ModelVersion.Weights.FILE
+        checkpoint, digest, kind = str(path), file_sha256(path), ModelVersion.Weights.FILE
     image_size = image_size or 224
     if image_size not in IMAGE_SIZES:
         raise ModelVersionError(f"image size {image_size} is outside 32-424 pixels")
@@ -81,9 +88,8 @@ def model_version_get_or_create(*, backbone: str = "resnet18", weights: str = "r
         return found
     label = {"random": f"random seed {seed}", "imagenet": "ImageNet"}.get(kind) or f"{Path(checkpoint).name} " \
                                                                                    f"{digest[:8]}"
-    name = f"{backbone} · {label} · {image_size} px"
-    if ModelVersion.objects.filter(name=name).exists():  # the same file name with other contents
-        name = f"{name} ({ModelVersion.objects.count() + 1})"
+    # The same file name with other contents gets a numbered name.
+    name = unique_version_name(f"{backbone} · {label} · {image_size} px")
     return ModelVersion.objects.create(name=name, backbone=backbone, weights=kind, checkpoint=checkpoint,
                                        checkpoint_sha256=digest, seed=seed, image_size=image_size,
                                        status=ModelVersion.Status.READY, created_by=user)

@@ -6,7 +6,9 @@ from django.conf import settings
 
 from labeling.models import Dataset, Galaxy, Job, ModelVersion
 from labeling.services.jobs import JobCancelled, JobConflict, JobReporter, job_create, jobs_mark_abandoned
-from labeling.services.retrain import RUNNING, file_sha256, unique_version_name, versions_dir
+from labeling.services.model_versions import file_sha256, unique_version_name
+from labeling.services.retrain import RUNNING, versions_dir
+from labeling.services.training_data import image_paths
 
 
 def pretrain_start(*, dataset: Dataset, backbone: str = "resnet18", image_size: int = 64, epochs: int = 10,
@@ -41,9 +43,7 @@ def pretrain_run(*, job: Job, reporter: JobReporter) -> dict:
     version = ModelVersion.objects.select_related("trained_on").get(pk=job.arguments["model_version"])
     ModelVersion.objects.filter(pk=version.pk).update(status=ModelVersion.Status.TRAINING)
     try:
-        storage = Galaxy._meta.get_field("image").storage
-        paths = [storage.path(name) for name in Galaxy.objects.filter(dataset=version.trained_on).exclude(
-            image="").order_by("pk").values_list("image", flat=True)]
+        paths = list(image_paths(version.trained_on).values())
         reporter.progress(0, 100, f"decoding {len(paths)} images")
         images, failed = decode_all(paths, version.image_size)
 

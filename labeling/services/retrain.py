@@ -2,7 +2,6 @@
 pseudo-labels (mlcore.train), evaluate it on the fixed held-out split beside the previous version and a pixel
 baseline, and record the result as a new ModelVersion, activated when it beats the active one."""
 
-import hashlib
 from pathlib import Path
 
 from django.conf import settings
@@ -10,6 +9,7 @@ from django.db.models import Count
 
 from labeling.models import Dataset, ExpertLabel, Job, LabelSchema, ModelVersion
 from labeling.services.jobs import JobConflict, JobReporter, job_create, jobs_mark_abandoned
+from labeling.services.model_versions import file_sha256, unique_version_name
 from labeling.services.training_data import CycleData, TrainingDataError, cycle_data
 
 RUNNING = (Job.Status.QUEUED, Job.Status.RUNNING)
@@ -73,19 +73,6 @@ def retrain_start(*, dataset: Dataset, schema: LabelSchema | None = None, backbo
         schema=schema, method="finetune", hyperparameters=hyperparameters, created_by=user)
     arguments = {"model_version": version.pk, "base": base.pk if base else None}
     return job_create(kind=Job.Kind.RETRAIN, arguments=arguments, dataset=dataset, user=user, enqueue=enqueue)
-
-
-def unique_version_name(name: str) -> str:
-    taken = set(ModelVersion.objects.filter(name__startswith=name).values_list("name", flat=True))
-    return name if name not in taken else f"{name} ({len(taken) + 1})"
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def retrain_run(*, job: Job, reporter: JobReporter) -> dict:

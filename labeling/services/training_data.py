@@ -47,10 +47,11 @@ class CycleData:
     trained_as: dict = field(default_factory=dict)
 
 
-def _image_paths(dataset: Dataset) -> dict[int, str]:
+def image_paths(dataset: Dataset) -> dict[int, str]:
+    """Galaxy id -> its image file, for the galaxies of the dataset that have one, in id order."""
     storage = Galaxy._meta.get_field("image").storage
     return {pk: storage.path(name) for pk, name in
-            Galaxy.objects.filter(dataset=dataset).exclude(image="").values_list("pk", "image")}
+            Galaxy.objects.filter(dataset=dataset).exclude(image="").order_by("pk").values_list("pk", "image")}
 
 
 def _busiest_tree(dataset: Dataset) -> DecisionTree | None:
@@ -103,7 +104,7 @@ def cycle_data(*, dataset: Dataset, schema: LabelSchema, pseudo_threshold: float
     """
     from mlcore.evaluate import held_out_mask
 
-    paths = _image_paths(dataset)
+    paths = image_paths(dataset)
     ids = np.array(sorted(paths), dtype=np.int64)
     held = held_out_mask(ids, fraction=held_out_fraction) if len(ids) else np.zeros(0, bool)
     labels = {g: key for g, key in galaxy_labels(dataset=dataset, schema=schema, source=EXPERT).items()

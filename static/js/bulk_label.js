@@ -18,15 +18,6 @@
   const boxes = () => [...document.querySelectorAll("input.bulk-check")];
   let sending = false;
 
-  function csrfToken() {
-    const match = document.cookie.match(/(?:^|;\s*)csrftoken=([^;]+)/);
-    if (match) {
-      return decodeURIComponent(match[1]);
-    }
-    const field = document.querySelector("input[name=csrfmiddlewaretoken]");
-    return field ? field.value : "";
-  }
-
   function selectedIds() {
     return [...new Set(boxes().filter((box) => box.checked).map((box) => Number(box.value)))];
   }
@@ -60,20 +51,6 @@
       labelClass.value = "";
     }
     update();
-  }
-
-  function errorText(status, data) {
-    if (data && typeof data === "object") {
-      if (typeof data.detail === "string") {
-        return data.detail;
-      }
-      const parts = Object.entries(data).map(([field, messages]) =>
-        `${field}: ${Array.isArray(messages) ? messages.join(" ") : String(messages)}`);
-      if (parts.length) {
-        return parts.join("; ");
-      }
-    }
-    return `the server answered ${status}`;
   }
 
   function markLabelled(ids, name) {
@@ -127,21 +104,16 @@
     update();
     status.textContent = `Labelling ${galaxies.length} galax${galaxies.length === 1 ? "y" : "ies"}…`;
     try {
-      const response = await fetch(form.dataset.url, {
-        method: "POST",
-        credentials: "same-origin",
-        headers: { "Content-Type": "application/json", Accept: "application/json", "X-CSRFToken": csrfToken() },
-        body: JSON.stringify({ schema: schema.value, label_class: labelClass.value, galaxies, note: note.value.trim() }),
-      });
-      const data = await response.json().catch(() => null);
-      if (response.status === 201 && data) {
+      const { status: code, data } = await window.GalaxyApi.postJson(form.dataset.url, {
+        schema: schema.value, label_class: labelClass.value, galaxies, note: note.value.trim() });
+      if (code === 201 && data) {
         markLabelled(galaxies, className);
         const unchanged = data.unchanged ? `; ${data.unchanged} already had it` : "";
         status.textContent = `Labelled ${data.labelled} galax${data.labelled === 1 ? "y" : "ies"} as ${className}` +
           `${unchanged}.`;
         status.className = "bulk-status bulk-ok";
       } else {
-        status.textContent = `Nothing was labelled: ${errorText(response.status, data)}`;
+        status.textContent = `Nothing was labelled: ${window.GalaxyApi.errorText(code, data)}`;
         status.className = "bulk-status bulk-error";
       }
     } catch (error) {

@@ -167,7 +167,7 @@
       return;
     }
     if (answer.status >= 400) {
-      const message = window.LabelOutbox.errorText(answer.status, answer.data);
+      const message = window.GalaxyApi.errorText(answer.status, answer.data);
       say(`The queue could not be loaded: ${message}`);
       if (!state.current) {
         showEmpty(`The queue could not be loaded: ${message}`);
@@ -318,7 +318,7 @@
         say(`Undone: ${last.name} for ${last.entry.galaxy.external_id}`);
         return;
       }
-      const answer = await window.LabelOutbox.postJson(config.urls.undo,
+      const answer = await window.GalaxyApi.postJson(config.urls.undo,
         { dataset: config.dataset.id, schema: config.schema.name });
       if (answer.status === 200 && answer.data) {
         const data = answer.data;
@@ -337,7 +337,7 @@
       } else if (answer.status === 404) {
         say("Nothing to undo.");
       } else {
-        say(`Could not undo: ${window.LabelOutbox.errorText(answer.status, answer.data)}`);
+        say(`Could not undo: ${window.GalaxyApi.errorText(answer.status, answer.data)}`);
         if (last) {
           state.history.push(last);
         }
@@ -357,21 +357,12 @@
   const note = window.LabelKeys.noteField({ form: ui.noteForm, input: ui.noteInput, chip: ui.noteChip,
                                             chipText: ui.noteChipText, clear: byId("note-clear"), say });
   const help = window.LabelKeys.helpOverlay(ui.help);
+  const controls = window.LabelStage.stageControls(stage, { zeroIsFree: !shortcuts.has("0") });
   const ACTIONS = {
-    skip, undo, note: note.open, help: help.open, "close-help": help.close,
-    invert: () => stage.toggleInvert(), "zoom-in": () => stage.zoomIn(), "zoom-out": () => stage.zoomOut(),
-    "zoom-reset": () => stage.resetZoom(), "retry-queue": () => fetchMore(),
+    ...controls.actions, skip, undo, note: note.open, help: help.open, "close-help": help.close,
+    "retry-queue": () => fetchMore(),
   };
-  const KEYS = {
-    s: skip, u: undo, n: note.open, "?": help.open, i: ACTIONS.invert,
-    l: () => stage.setStretch("linear"), a: () => stage.setStretch("asinh"), g: () => stage.setStretch("log"),
-    c: () => stage.cycleStretch(), "[": () => stage.nudgeStrength(-5), "]": () => stage.nudgeStrength(5),
-    "+": ACTIONS["zoom-in"], "=": ACTIONS["zoom-in"], "-": ACTIONS["zoom-out"], _: ACTIONS["zoom-out"],
-    z: ACTIONS["zoom-reset"],
-  };
-  if (!shortcuts.has("0")) {
-    KEYS["0"] = ACTIONS["zoom-reset"];  // with ten classes, 0 labels the tenth
-  }
+  const KEYS = { ...controls.keys, s: skip, u: undo, n: note.open, "?": help.open };
   window.LabelKeys.bindKeys({ shortcuts, label, keys: KEYS, help });
 
   root.addEventListener("click", (event) => {

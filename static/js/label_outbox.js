@@ -8,48 +8,7 @@
 
   const BACKOFF_MS = [1000, 2000, 4000, 8000, 15000, 30000];
 
-  function csrfToken() {
-    const match = document.cookie.match(/(?:^|;\s*)csrftoken=([^;]+)/);
-    if (match) {
-      return decodeURIComponent(match[1]);
-    }
-    const field = document.querySelector("input[name=csrfmiddlewaretoken]");
-    return field ? field.value : "";
-  }
-
-  /** The server's 4xx answer in words: "label_class: not a valid choice", or its "detail". */
-  function errorText(status, data) {
-    if (data && typeof data === "object") {
-      if (typeof data.detail === "string") {
-        return data.detail;
-      }
-      const parts = Object.entries(data).map(([field, messages]) =>
-        `${field}: ${Array.isArray(messages) ? messages.join(" ") : String(messages)}`);
-      if (parts.length) {
-        return parts.join("; ");
-      }
-    }
-    return `the server answered ${status}`;
-  }
-
-  /**
-   * POST ``body`` as JSON with the session's CSRF token. Resolves to {status, data}; rejects on a network error.
-   */
-  async function postJson(url, body) {
-    const response = await fetch(url, {
-      method: "POST",
-      credentials: "same-origin",
-      headers: { "Content-Type": "application/json", "X-CSRFToken": csrfToken(), Accept: "application/json" },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-    let data = null;
-    try {
-      data = await response.json();
-    } catch (error) {
-      data = null;  // an HTML error page, or no body
-    }
-    return { status: response.status, data };
-  }
+  const { postJson, errorText } = window.GalaxyApi;
 
   class Outbox {
     /**
@@ -222,5 +181,5 @@
     }
   }
 
-  window.LabelOutbox = { Outbox, postJson, errorText, csrfToken };
+  window.LabelOutbox = { Outbox };
 })();

@@ -263,5 +263,26 @@
     }
   }
 
-  window.LabelStage = { Stage, lookupTable, STRETCHES };
+  /**
+   * The stage's buttons (by data-action) and keys, for the page to bind with its own: invert, stretch, strength,
+   * zoom. "0" resets the zoom only when no class has it as its shortcut (with ten classes it labels the tenth).
+   */
+  function stageControls(stage, { zeroIsFree }) {
+    const actions = {
+      invert: () => stage.toggleInvert(), "zoom-in": () => stage.zoomIn(), "zoom-out": () => stage.zoomOut(),
+      "zoom-reset": () => stage.resetZoom(),
+    };
+    const keys = {
+      i: actions.invert, l: () => stage.setStretch("linear"), a: () => stage.setStretch("asinh"),
+      g: () => stage.setStretch("log"), c: () => stage.cycleStretch(), "[": () => stage.nudgeStrength(-5),
+      "]": () => stage.nudgeStrength(5), "+": actions["zoom-in"], "=": actions["zoom-in"], "-": actions["zoom-out"],
+      _: actions["zoom-out"], z: actions["zoom-reset"],
+    };
+    if (zeroIsFree) {
+      keys["0"] = actions["zoom-reset"];
+    }
+    return { actions, keys };
+  }
+
+  window.LabelStage = { Stage, lookupTable, STRETCHES, stageControls };
 })();
