@@ -42,6 +42,9 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
+    "rest_framework.authtoken",
+    "django_filters",
+    "drf_spectacular",
     "django_q",
     "labeling",
 ]
@@ -122,11 +125,38 @@ GALAXY_MAX_IMAGE_PIXELS = env_int("GALAXY_MAX_IMAGE_PIXELS", 25_000_000, minimum
 GALAXY_THUMBNAIL_SIZE = env_int("GALAXY_THUMBNAIL_SIZE", 128, minimum=16)
 GALAXY_PAGE_SIZE = env_int("GALAXY_PAGE_SIZE", 60, minimum=1)
 
+# The API (labeling/api/): "Authorization: Token <key>" for scripts or a browser session (with its CSRF token);
+# who may call what is decided per view (labeling/api/permissions.py), never by a permissive default. Token comes
+# first so that a request without credentials gets 401 with "WWW-Authenticate: Token", as HTTP clients expect.
 REST_FRAMEWORK = {
-    "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework.authentication.SessionAuthentication"],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
-    "PAGE_SIZE": 100,
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["labeling.api.permissions.CanRead"],
+    "DEFAULT_PAGINATION_CLASS": "labeling.api.pagination.Pages",
+    "PAGE_SIZE": env_int("API_PAGE_SIZE", 100, minimum=1),
+    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "labeling.api.errors.exception_handler",
+    # ?format= names an export's file format (csv, jsonl), not a renderer; use the Accept header instead.
+    "URL_FORMAT_OVERRIDE": None,
+}
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Galaxy labelling API",
+    "DESCRIPTION": "Datasets, galaxies, decision trees, volunteer votes and classifications, expert and consensus "
+                   "labels, clusterings, predictions, model versions, neighbours, jobs and streamed exports. "
+                   "Authenticate with a browser session or with the header `Authorization: Token <key>` "
+                   "(POST /api/auth/token/ gives a key).",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SCHEMA_PATH_PREFIX": "/api/",
+    "COMPONENT_SPLIT_REQUEST": True,
+    # The pages' JavaScript and styles come from static/vendor/, never from a CDN.
+    "SWAGGER_UI_DIST": f"/{STATIC_URL}vendor/swagger-ui",
+    "SWAGGER_UI_FAVICON_HREF": f"/{STATIC_URL}vendor/swagger-ui/favicon-32x32.png",
+    "REDOC_DIST": f"/{STATIC_URL}vendor/redoc",
 }
 
 # Background tasks: the database is the broker unless REDIS_URL names a Redis server.

@@ -183,3 +183,21 @@ def choose_k(vectors, ks: Sequence[int], *, seed: int = 0, sample_size: int = 50
         scores[k] = float(silhouette_score(matrix[sample], labels)) if 2 <= n_seen < len(sample) else -1.0
     best = max(candidates, key=lambda k: (scores[k], -k))
     return best, scores
+
+
+def cluster_sums(vectors, labels, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """(sum of the vectors per cluster (k, dim) float64, members per cluster (k,)) for one batch; add batches up
+    and divide for the mean vector of each cluster (a centroid in the vectors' own space).
+
+    Raises:
+        ValueError: for labels of another length than the vectors, or outside 0..k-1.
+    """
+    matrix = _as_matrix(vectors)
+    labels = np.asarray(labels, dtype=np.int64)
+    if labels.shape != (len(matrix),):
+        raise ValueError(f"labels must have shape ({len(matrix)},), got {labels.shape}")
+    if len(labels) and (labels.min() < 0 or labels.max() >= k):
+        raise ValueError(f"cluster labels must lie in 0..{k - 1}")
+    sums = np.zeros((k, matrix.shape[1]), np.float64)
+    np.add.at(sums, labels, matrix)
+    return sums, np.bincount(labels, minlength=k)

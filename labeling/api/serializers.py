@@ -5,6 +5,7 @@ from rest_framework import serializers
 from labeling.models import Dataset, Galaxy, LabelClass, LabelSchema
 
 MAX_BULK = 5000
+MAX_ID = 2**63 - 1  # the largest id a database integer holds
 
 
 class SchemaField(serializers.SlugRelatedField):
@@ -37,7 +38,8 @@ class LabelSerializer(LabelClassMixin, serializers.Serializer):
 class BulkLabelSerializer(LabelClassMixin, serializers.Serializer):
     schema = SchemaField()
     label_class = serializers.CharField(max_length=100)
-    galaxies = serializers.ListField(child=serializers.IntegerField(min_value=1), min_length=1, max_length=MAX_BULK)
+    galaxies = serializers.ListField(child=serializers.IntegerField(min_value=1, max_value=MAX_ID), min_length=1,
+                                     max_length=MAX_BULK)
     note = serializers.CharField(max_length=5000, allow_blank=True, required=False, default="")
 
 
@@ -52,6 +54,9 @@ class NextSerializer(QueueSerializer):
 
     def validate_exclude(self, value: str) -> list[int]:
         try:
-            return [int(part) for part in value.split(",") if part.strip()][:200]
+            ids = [int(part) for part in value.split(",") if part.strip()][:200]
         except ValueError:
             raise serializers.ValidationError("a comma-separated list of queue entry ids") from None
+        if any(not 1 <= entry <= MAX_ID for entry in ids):
+            raise serializers.ValidationError(f"queue entry ids lie between 1 and {MAX_ID}")
+        return ids

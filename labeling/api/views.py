@@ -3,13 +3,15 @@
 from django.core.exceptions import PermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.shortcuts import get_object_or_404
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema
 from rest_framework import status
 from rest_framework.exceptions import PermissionDenied as Forbidden
-from rest_framework.exceptions import ValidationError
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from labeling.api.errors import as_drf_error
 from labeling.api.permissions import IsExpert
 from labeling.api.serializers import BulkLabelSerializer, LabelSerializer, NextSerializer, QueueSerializer
 from labeling.models import QueueEntry
@@ -23,10 +25,6 @@ def _checked(serializer_class, data):
     return serializer.validated_data
 
 
-def _django_errors(error: DjangoValidationError) -> ValidationError:
-    return ValidationError(error.message_dict if hasattr(error, "error_dict") else {"non_field_errors": error.messages})
-
-
 class ExpertView(APIView):
     permission_classes = [IsAuthenticated, IsExpert]
 
@@ -34,6 +32,7 @@ class ExpertView(APIView):
 class QueueNextView(ExpertView):
     """GET: the next galaxies of the signed-in expert's queue, with everything the labelling page shows."""
 
+    @extend_schema(parameters=[NextSerializer], responses=OpenApiTypes.OBJECT)
     def get(self, request):
         data = _checked(NextSerializer, request.query_params)
         return Response(labelling.queue_next(expert=request.user, dataset=data["dataset"], schema=data["schema"],
@@ -43,13 +42,14 @@ class QueueNextView(ExpertView):
 class LabelCreateView(ExpertView):
     """POST: the signed-in expert's label for a galaxy (sending the same label again changes nothing)."""
 
+    @extend_schema(request=LabelSerializer, responses={201: OpenApiTypes.OBJECT})
     def post(self, request):
         data = _checked(LabelSerializer, request.data)
         try:
             label = labelling.label_give(expert=request.user, galaxy=data["galaxy"], schema=data["schema"],
                                          label_class=data["label_class"], note=data["note"])
         except DjangoValidationError as error:
-            raise _django_errors(error) from error
+            raise as_drf_error(error) from error
         return Response({"id": label.pk, "galaxy": label.galaxy_id, "label_class": label.label_class.key,
                          "labelled_today": labelled_today(expert=request.user)}, status=status.HTTP_201_CREATED)
 
@@ -57,6 +57,7 @@ class LabelCreateView(ExpertView):
 class LabelUndoView(ExpertView):
     """POST: take back the signed-in expert's latest label in a dataset and schema."""
 
+    @extend_schema(request=QueueSerializer, responses=OpenApiTypes.OBJECT)
     def post(self, request):
         data = _checked(QueueSerializer, request.data)
         undone = labelling.label_undo(expert=request.user, dataset=data["dataset"], schema=data["schema"])
@@ -73,6 +74,7 @@ class LabelUndoView(ExpertView):
 class QueueSkipView(ExpertView):
     """POST: skip a galaxy of one's own queue."""
 
+    @extend_schema(request=None, responses=OpenApiTypes.OBJECT)
     def post(self, request, entry_id: int):
         entry = get_object_or_404(QueueEntry, pk=entry_id)
         try:
@@ -85,6 +87,7 @@ class QueueSkipView(ExpertView):
 class BulkLabelView(ExpertView):
     """POST: one class for many galaxies at once, all or none."""
 
+    @extend_schema(request=BulkLabelSerializer, responses={201: OpenApiTypes.OBJECT})
     def post(self, request):
         data = _checked(BulkLabelSerializer, request.data)
         try:
@@ -92,5 +95,5 @@ class BulkLabelView(ExpertView):
                                            label_class=data["label_class"], galaxy_ids=data["galaxies"],
                                            note=data["note"])
         except DjangoValidationError as error:
-            raise _django_errors(error) from error
+            raise as_drf_error(error) from error
         return Response(result, status=status.HTTP_201_CREATED)

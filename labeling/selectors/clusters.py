@@ -16,6 +16,7 @@ from labeling.models import (
     Galaxy,
 )
 from labeling.selectors.labels import EXPERT, galaxy_labels, label_sets
+from labeling.selectors.similarity import opened_store
 
 TONES = 10  # colours of the composition bars (site.css .tone-0 ... .tone-9)
 
@@ -113,3 +114,30 @@ def feature_sets_overview() -> QuerySet[FeatureSet]:
         n_clusterings=Count("clusterings", distinct=True), n_maps=Count("embeddings", distinct=True),
     ).order_by("dataset__name", "-updated_at")
 
+
+
+def clustering_centroids(*, clustering: Clustering) -> list[list[float] | None]:
+    """The mean feature vector of each cluster's members, in the feature set's own space (its dimension), by
+    cluster number; None for an empty cluster. Read from the feature store batch by batch: memory stays at one
+    batch and the k sums, however large the dataset.
+
+    Raises:
+        FileNotFoundError: when the feature store is gone from disk.
+    """
+    import numpy as np
+
+    from mlcore.cluster import cluster_sums
+
+    members = dict(ClusterAssignment.objects.filter(clustering=clustering).values_list("galaxy_id", "cluster")
+                   .iterator(chunk_size=10_000))
+    store = opened_store(clustering.feature_set)
+    sums = np.zeros((clustering.k, store.dim), np.float64)
+    counts = np.zeros(clustering.k, np.int64)
+    for keys, vectors in store.iter_batches():
+        labels = np.fromiter((members.get(int(key), -1) for key in keys), np.int64, len(keys))
+        kept = labels >= 0  # galaxies extracted after the clustering ran have no cluster
+        if kept.any():
+            batch_sums, batch_counts = cluster_sums(vectors[kept], labels[kept], clustering.k)
+            sums += batch_sums
+            counts += batch_counts
+    return [(sums[c] / counts[c]).astype(np.float32).tolist() if counts[c] else None for c in range(clustering.k)]

@@ -1,12 +1,12 @@
 """The label of each galaxy under a schema, from experts or from the volunteers' consensus: what clusterings are
 compared with and what LDA maps separate."""
 
-from collections import Counter
 from dataclasses import dataclass
 
 from django.db.models import Count
 
 from labeling.models import ConsensusLabel, ConsensusRule, Dataset, ExpertLabel, LabelResolution, LabelSchema
+from labeling.selectors.expert_majority import majority_class
 
 EXPERT, CONSENSUS = "expert", "consensus"
 
@@ -50,15 +50,21 @@ def galaxy_labels(*, dataset: Dataset, schema: LabelSchema, source: str) -> dict
         return dict(rows)
     if source != EXPERT:
         raise ValueError(f"unknown label source {source!r}; use {EXPERT!r} or {CONSENSUS!r}")
-    votes: dict[int, Counter] = {}
-    latest: dict[int, dict[str, int]] = {}
+    given: dict[int, list[str]] = {}  # galaxy id -> class keys of its current labels, oldest first
     rows = (ExpertLabel.objects.filter(schema=schema, galaxy__dataset=dataset, superseded_at__isnull=True)
             .order_by("created_at", "pk").values_list("galaxy_id", "label_class__key"))
-    for order, (galaxy_id, key) in enumerate(rows):
-        votes.setdefault(galaxy_id, Counter())[key] += 1
-        latest.setdefault(galaxy_id, {})[key] = order
-    labels = {galaxy_id: max(counter, key=lambda k, g=galaxy_id: (counter[k], latest[g][k]))
-              for galaxy_id, counter in votes.items()}
+    for galaxy_id, key in rows:
+        given.setdefault(galaxy_id, []).append(key)
+    labels = {galaxy_id: majority_class(keys) for galaxy_id, keys in given.items()}
     labels.update(LabelResolution.objects.filter(schema=schema, galaxy__dataset=dataset)
                   .values_list("galaxy_id", "label_class__key"))
     return labels
+
+
+def label_history(*, label: ExpertLabel):
+    """Every label the same expert (or the same import) gave the galaxy under the schema, newest first: the label
+    in force, those it replaced, and withdrawn ones."""
+    rows = ExpertLabel.objects.filter(galaxy_id=label.galaxy_id, schema_id=label.schema_id)
+    rows = rows.filter(expert_id=label.expert_id) if label.expert_id else rows.filter(
+        expert__isnull=True, provenance=label.provenance)
+    return rows.order_by("-created_at", "-pk")

@@ -1,62 +1,30 @@
-"""Exports of a dataset's labels, clusters and predictions as CSV or JSON Lines, streamed: rows are read from the
-database in chunks (QuerySet.iterator) and written one by one, so memory stays flat however large the dataset.
+"""Exports of a dataset's labels, volunteer votes, clusters and predictions as CSV or JSON Lines, streamed: rows are
+read from the database in chunks (QuerySet.iterator) and written one by one, so memory stays flat however large the
+dataset. export_rows and export_lines are what the export command and the REST API call.
 
 Every row names its provenance: who gave an expert label and when (or which file it was imported from), which rule
-a consensus label came from, which admin resolved a disagreement, which model version and probability model made a
-prediction."""
+a consensus label came from, which admin resolved a disagreement, and which of them made a galaxy's final label
+(labeling/services/export_labels.py); which model version and probability model made a prediction. Votes come in
+the Galaxy Zoo layout they were imported in, ready for import_votes (labeling/services/export_votes.py).
+"""
 
 import csv
-import io
 import json
 from collections.abc import Iterable, Iterator
+from operator import itemgetter
 
-from labeling.models import (
-    ClusterAssignment,
-    Clustering,
-    ConsensusLabel,
-    Dataset,
-    ExpertLabel,
-    LabelResolution,
-    Prediction,
-)
+from labeling.models import ClusterAssignment, Clustering, Dataset, Prediction
+from labeling.services.export_labels import LABEL_COLUMNS, label_rows
+from labeling.services.export_votes import LAYOUTS, vote_rows
 
-WHAT = ("labels", "clusters", "predictions")
+WHAT = ("labels", "votes", "clusters", "predictions")
 FORMATS = ("csv", "jsonl")
+VOTE_LAYOUTS = LAYOUTS
 CHUNK = 2000
 
-LABEL_COLUMNS = ["galaxy_id", "external_id", "schema", "kind", "label", "label_name", "source", "who", "when",
-                 "rule", "agreement", "n_votes", "note"]
 CLUSTER_COLUMNS = ["galaxy_id", "external_id", "clustering", "method", "k", "model_version", "cluster", "distance"]
 PREDICTION_COLUMNS = ["galaxy_id", "external_id", "schema", "model_version", "classifier", "label", "probability",
                       "probabilities"]
-
-
-def _label_rows(dataset: Dataset) -> Iterator[dict]:
-    """Expert labels (current), consensus labels, resolutions, then the final label of each galaxy and schema."""
-    experts = (ExpertLabel.objects.filter(galaxy__dataset=dataset, superseded_at__isnull=True)
-               .order_by("galaxy_id", "schema__name", "created_at")
-               .values_list("galaxy_id", "galaxy__external_id", "schema__name", "label_class__key",
-                            "label_class__name", "provenance", "expert__username", "created_at", "note"))
-    for galaxy_id, external_id, schema, key, name, provenance, who, when, note in experts.iterator(CHUNK):
-        yield {"galaxy_id": galaxy_id, "external_id": external_id, "schema": schema, "kind": "expert", "label": key,
-               "label_name": name, "source": provenance, "who": who or "", "when": when.isoformat(), "rule": "",
-               "agreement": "", "n_votes": "", "note": note}
-    consensus = (ConsensusLabel.objects.filter(galaxy__dataset=dataset).order_by("galaxy_id", "schema__name")
-                 .values_list("galaxy_id", "galaxy__external_id", "schema__name", "label_class__key",
-                              "label_class__name", "rule__name", "rule__tree__name", "agreement", "n_votes",
-                              "computed_at"))
-    for galaxy_id, external_id, schema, key, name, rule, tree, agreement, n_votes, when in consensus.iterator(CHUNK):
-        yield {"galaxy_id": galaxy_id, "external_id": external_id, "schema": schema, "kind": "consensus",
-               "label": key, "label_name": name, "source": f"volunteers ({tree})", "who": "",
-               "when": when.isoformat(), "rule": rule, "agreement": round(agreement, 4), "n_votes": n_votes,
-               "note": ""}
-    resolutions = (LabelResolution.objects.filter(galaxy__dataset=dataset).order_by("galaxy_id", "schema__name")
-                   .values_list("galaxy_id", "galaxy__external_id", "schema__name", "label_class__key",
-                                "label_class__name", "resolved_by__username", "resolved_at", "note"))
-    for galaxy_id, external_id, schema, key, name, who, when, note in resolutions.iterator(CHUNK):
-        yield {"galaxy_id": galaxy_id, "external_id": external_id, "schema": schema, "kind": "resolution",
-               "label": key, "label_name": name, "source": "admin resolution", "who": who, "when": when.isoformat(),
-               "rule": "", "agreement": "", "n_votes": "", "note": note}
 
 
 def _cluster_rows(dataset: Dataset) -> Iterator[dict]:
@@ -82,42 +50,79 @@ def _prediction_rows(dataset: Dataset) -> Iterator[dict]:
                "probabilities": probabilities}
 
 
-SOURCES = {"labels": (_label_rows, LABEL_COLUMNS), "clusters": (_cluster_rows, CLUSTER_COLUMNS),
-           "predictions": (_prediction_rows, PREDICTION_COLUMNS)}
+# The exports whose columns are the same for every dataset.
+FIXED = {"labels": (label_rows, LABEL_COLUMNS), "clusters": (_cluster_rows, CLUSTER_COLUMNS),
+         "predictions": (_prediction_rows, PREDICTION_COLUMNS)}
 
 
-def export_rows(*, dataset: Dataset, what: str) -> tuple[Iterator[dict], list[str]]:
-    """(rows, columns) of one export.
+def export_rows(*, dataset: Dataset, what: str, layout: str | None = None) -> tuple[Iterator[dict], list[str]]:
+    """(rows, columns) of one export; rows is a generator that reads the database as it is consumed.
+
+    Args:
+        dataset: the dataset to export.
+        what: one of WHAT.
+        layout: for "votes" only: the Galaxy Zoo layout (one of VOTE_LAYOUTS), needed when the dataset holds votes
+            in more than one.
 
     Raises:
-        ValueError: for an unknown ``what``.
+        ValueError: for an unknown ``what`` or layout, a layout given for another export, or votes that cannot be
+            exported as asked (none, or several layouts and none chosen); raised here, before any row is read, so a
+            caller can still answer with an error instead of a broken stream.
     """
-    if what not in SOURCES:
-        raise ValueError(f"unknown export {what!r}; one of {', '.join(SOURCES)}")
-    rows, columns = SOURCES[what]
+    if what not in WHAT:
+        raise ValueError(f"unknown export {what!r}; one of {', '.join(WHAT)}")
+    if what == "votes":
+        return vote_rows(dataset=dataset, layout=layout)
+    if layout is not None:
+        raise ValueError(f"a layout applies to the votes export only, not to {what!r}")
+    rows, columns = FIXED[what]
     return rows(dataset), columns
 
 
 def export_lines(*, rows: Iterable[dict], columns: list[str], fmt: str) -> Iterator[str]:
-    """The export as text, one line (or the CSV header) at a time: what a streaming response or a file gets.
+    """The export as text, one line at a time (the CSV header goes out with the first row): what a streaming
+    response or a file gets. CSV cells holding a dict or list (a prediction's probabilities) are JSON text.
 
     Raises:
-        ValueError: for an unknown format.
+        ValueError: for an unknown format, here rather than at the first line.
     """
-    if fmt == "jsonl":
-        for row in rows:
-            yield json.dumps(row, ensure_ascii=False, default=str) + "\n"
-        return
-    if fmt != "csv":
+    if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}; one of {', '.join(FORMATS)}")
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
-    writer.writeheader()  # goes out with the first row, or alone when there is none
+    return _jsonl_lines(rows) if fmt == "jsonl" else _csv_lines(rows, columns)
+
+
+def _jsonl_lines(rows: Iterable[dict]) -> Iterator[str]:
+    encode = json.JSONEncoder(ensure_ascii=False, default=str).encode  # json.dumps builds one per call
     for row in rows:
-        row = {key: json.dumps(value) if isinstance(value, dict | list) else value for key, value in row.items()}
-        writer.writerow(row)
-        yield buffer.getvalue()
-        buffer.seek(0)
-        buffer.truncate()
-    if buffer.tell():
-        yield buffer.getvalue()
+        yield encode(row) + "\n"
+
+
+class _Echo:
+    """A file whose write returns what it is given, so that csv.writer.writerow returns the line (the streaming
+    CSV recipe of Django's documentation): no buffer to fill, read and empty for every row."""
+
+    def write(self, line: str) -> str:
+        return line
+
+
+_JSON_TYPES = frozenset((dict, list))
+
+
+def _csv_lines(rows: Iterable[dict], columns: list[str]) -> Iterator[str]:
+    writer = csv.writer(_Echo(), lineterminator="\n")
+    header = writer.writerow(columns)
+    # itemgetter picks a row's cells in C; a row lacking a column (a caller's own rows) leaves that cell empty.
+    pick = itemgetter(*columns) if len(columns) > 1 else (lambda row: tuple(row[c] for c in columns))
+    for row in rows:
+        try:
+            values = pick(row)
+        except KeyError:
+            values = [row.get(column, "") for column in columns]
+        if not _JSON_TYPES.isdisjoint(map(type, values)):
+            values = [json.dumps(value) if isinstance(value, dict | list) else value for value in values]
+        line = writer.writerow(values)
+        if header:
+            line, header = header + line, ""
+        yield line
+    if header:  # no rows: the header alone
+        yield header

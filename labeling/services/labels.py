@@ -62,3 +62,25 @@ def expert_label_set(
         galaxy=galaxy, schema=schema, label_class=label_class, expert=expert, note=note,
         provenance=provenance, created_at=now,
     )
+
+
+class LabelNotCurrent(ValueError):
+    """The label was already replaced or withdrawn: only the label in force can be changed."""
+
+
+@transaction.atomic
+def expert_label_withdraw(*, label: ExpertLabel, by: AbstractBaseUser) -> ExpertLabel:
+    """Withdraw a label in force: it stays as history (superseded now, with no successor), and the galaxy has no
+    label from that expert (or that import) any more.
+
+    Raises:
+        PermissionDenied: when ``by`` is neither the label's expert nor an admin.
+        LabelNotCurrent: when the label was already replaced or withdrawn.
+    """
+    if label.expert_id != by.pk and not (by.is_staff or by.is_superuser):
+        raise PermissionDenied("experts may only withdraw their own labels")
+    updated = ExpertLabel.objects.filter(pk=label.pk, superseded_at__isnull=True).update(superseded_at=timezone.now())
+    if not updated:
+        raise LabelNotCurrent(f"label {label.pk} was already replaced or withdrawn")
+    label.refresh_from_db()
+    return label

@@ -66,7 +66,7 @@ def test_an_export_is_streamed_one_row_at_a_time(dataset):
     lines = export_lines(rows=rows, columns=columns, fmt="csv")
     first = next(lines)
     assert first.startswith("galaxy_id,external_id,schema,kind") and first.count("\n") == 2  # header + one row
-    assert sum(1 for _ in lines) == 17
+    assert sum(1 for _ in lines) == 35  # 18 expert labels, then the final label of each of the 18 galaxies
 
 
 def test_bad_requests_are_refused_with_the_reason(dataset, tmp_path):

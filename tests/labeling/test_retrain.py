@@ -155,7 +155,9 @@ def test_rollback_activates_an_earlier_version_again(dataset, django_capture_on_
 
 def test_an_unreadable_checkpoint_is_refused_before_anything_changes(dataset):
     active = ModelVersion.objects.create(name="serving", image_size=32)
-    version = ModelVersion.objects.get(pk=cycle(dataset).result["model_version"])
+    job = cycle(dataset)
+    assert job.status == Job.Status.SUCCEEDED, job.error
+    version = ModelVersion.objects.get(pk=job.result["model_version"])
     # Whether or not the cycle won and activated itself, "serving" is the active version when the test starts.
     model_version_activate(version=active)
     version.refresh_from_db()

@@ -81,6 +81,14 @@ def test_parse_database_url_reads_a_postgres_url_without_password_or_port():
     assert (entry["USER"], entry["PASSWORD"], entry["HOST"], entry["PORT"]) == ("postgres", "", "127.0.0.1", "")
 
 
+def test_persistent_connections_last_a_minute_unless_the_url_says_otherwise():
+    assert parse_database_url("postgres://u@h/db")["CONN_MAX_AGE"] == 60
+    entry = parse_database_url("postgres://u@h/db?conn_max_age=0&sslmode=disable")
+    assert entry["CONN_MAX_AGE"] == 0 and entry["OPTIONS"] == {"sslmode": "disable"}
+    with pytest.raises(ImproperlyConfigured, match="conn_max_age"):
+        parse_database_url("postgres://u@h/db?conn_max_age=forever")
+
+
 @pytest.mark.parametrize(("url", "name"), [("sqlite:///var/db.sqlite3", "var/db.sqlite3"),
                                            ("sqlite:////srv/zoo/db.sqlite3", "/srv/zoo/db.sqlite3")])
 def test_parse_database_url_reads_relative_and_absolute_sqlite_paths(url, name):

@@ -1,0 +1,105 @@
+"""Background jobs for admins: start an extraction, an index build, a clustering, a retrain cycle or a queue
+rebuild; follow its progress; cancel it."""
+
+from drf_spectacular.utils import extend_schema
+from rest_framework import mixins, serializers, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.response import Response
+
+from labeling.api.permissions import IsAdmin
+from labeling.models import Clustering, Dataset, FeatureSet, Job, LabelSchema, ModelVersion
+from labeling.services.classifier import current_feature_set
+from labeling.services.jobs import JobConflict, job_cancel
+from labeling.services.ml_jobs import clustering_start, extraction_start, index_start
+from labeling.services.queue import queue_build_start
+from labeling.services.retrain import retrain_start
+
+STARTABLE = [Job.Kind.EXTRACT_FEATURES, Job.Kind.BUILD_INDEX, Job.Kind.CLUSTER, Job.Kind.RETRAIN,
+             Job.Kind.BUILD_QUEUE]
+
+
+class JobSerializer(serializers.ModelSerializer):
+    created_by = serializers.CharField(source="created_by.username", allow_null=True, default=None)
+
+    class Meta:
+        model = Job
+        fields = ["id", "kind", "dataset", "arguments", "status", "progress", "message", "result", "error",
+                  "cancel_requested", "created_by", "created_at", "started_at", "finished_at", "heartbeat_at"]
+
+
+class JobStartSerializer(serializers.Serializer):
+    kind = serializers.ChoiceField(choices=[(kind.value, kind.label) for kind in STARTABLE])
+    dataset = serializers.PrimaryKeyRelatedField(queryset=Dataset.objects.all())
+    model_version = serializers.PrimaryKeyRelatedField(
+        queryset=ModelVersion.objects.all(), required=False,
+        help_text="extract_features: the backbone (default: the active model version).")
+    feature_set = serializers.PrimaryKeyRelatedField(
+        queryset=FeatureSet.objects.all(), required=False,
+        help_text="build_index, cluster: the vectors (default: the dataset's current feature set).")
+    method = serializers.ChoiceField(choices=Clustering.Method.choices, default=Clustering.Method.KMEANS,
+                                     required=False, help_text="cluster: k-means or spectral.")
+    k = serializers.IntegerField(min_value=2, max_value=1000, default=10, required=False, help_text="cluster.")
+    schema = serializers.SlugRelatedField(slug_field="name", queryset=LabelSchema.objects.all(), required=False,
+                                          help_text="retrain, build_queue: the label schema (by name).")
+    epochs = serializers.IntegerField(min_value=1, max_value=500, default=5, required=False, help_text="retrain.")
+    image_size = serializers.IntegerField(min_value=32, max_value=424, default=96, required=False,
+                                          help_text="retrain.")
+
+    def validate(self, attrs):
+        dataset, kind = attrs["dataset"], attrs["kind"]
+        if kind == Job.Kind.EXTRACT_FEATURES and "model_version" not in attrs:
+            attrs["model_version"] = ModelVersion.objects.filter(status=ModelVersion.Status.ACTIVE).first()
+            if attrs["model_version"] is None:
+                raise serializers.ValidationError({"model_version": ["no model version is active: name one"]})
+        if kind in (Job.Kind.BUILD_INDEX, Job.Kind.CLUSTER):
+            feature_set = attrs.get("feature_set") or current_feature_set(dataset=dataset)
+            if feature_set is None or feature_set.dataset_id != dataset.pk:
+                raise serializers.ValidationError({"feature_set": [f"no feature set with vectors of dataset "
+                                                                   f"{dataset.name!r}: extract features first"]})
+            attrs["feature_set"] = feature_set
+        if kind == Job.Kind.BUILD_QUEUE and "schema" not in attrs:
+            raise serializers.ValidationError({"schema": ["name the label schema whose queues to build"]})
+        return attrs
+
+
+def _start(data: dict, user) -> Job:
+    """Raises ValueError (a 400) when the service refuses, JobConflict (a 409) when the same job runs already."""
+    kind, dataset = data["kind"], data["dataset"]
+    if kind == Job.Kind.EXTRACT_FEATURES:
+        return extraction_start(dataset=dataset, model_version=data["model_version"], user=user)
+    if kind == Job.Kind.BUILD_INDEX:
+        return index_start(feature_set=data["feature_set"], user=user)
+    if kind == Job.Kind.CLUSTER:
+        return clustering_start(feature_set=data["feature_set"], method=data["method"], k=data["k"], user=user)
+    if kind == Job.Kind.RETRAIN:
+        return retrain_start(dataset=dataset, schema=data.get("schema"), epochs=data["epochs"],
+                             image_size=data["image_size"], user=user)
+    return queue_build_start(dataset=dataset, schema=data["schema"], user=user)
+
+
+class JobViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
+    """Background jobs, newest first (admins only)."""
+
+    serializer_class = JobSerializer
+    permission_classes = [IsAdmin]
+    queryset = Job.objects.select_related("created_by").order_by("-created_at", "-id")
+    filterset_fields = ["kind", "status", "dataset"]
+
+    @extend_schema(request=JobStartSerializer, responses={201: JobSerializer})
+    def create(self, request, *args, **kwargs):
+        """Start a job; the worker picks it up. 409 when the same job is already queued or running."""
+        start = JobStartSerializer(data=request.data)
+        start.is_valid(raise_exception=True)
+        try:
+            job = _start(start.validated_data, request.user)
+        except JobConflict:
+            raise  # a 409, from labeling/api/errors.py
+        except ValueError as error:  # the services' refusals: no images, k too large, no labels of two classes
+            raise serializers.ValidationError({"non_field_errors": [str(error)]}) from error
+        return Response(JobSerializer(job).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=None, responses=JobSerializer)
+    @action(detail=True, methods=["post"])
+    def cancel(self, request, pk=None):
+        """Cancel a queued job at once, or ask a running one to stop; a finished job is left as it was."""
+        return Response(JobSerializer(job_cancel(job=self.get_object())).data)
