@@ -258,3 +258,39 @@ class SimulationAdmin(admin.ModelAdmin):
     list_display = ["pk", "dataset", "oracle", "created_at"]
     list_select_related = ["dataset"]
     readonly_fields = ["parameters", "curves", "savings", "seconds"]
+
+
+@admin.register(models.ClassifyPolicy)
+class ClassifyPolicyAdmin(admin.ModelAdmin):
+    list_display = ["dataset", "tree", "retire_after", "early_rule", "useful_share", "weight_volunteers"]
+
+    def save_model(self, request, obj, form, change):
+        from labeling.services.classify import subjects_ensure
+
+        obj.updated_by = request.user
+        super().save_model(request, obj, form, change)
+        subjects_ensure(policy=obj)  # every galaxy with an image can be offered at once
+
+
+@admin.action(description="Retire the selected galaxies (stop offering them)")
+def retire_subjects(modeladmin, request, queryset):
+    from django.utils import timezone
+
+    count = queryset.filter(retired_at__isnull=True).update(retired_at=timezone.now(),
+                                                            retired_reason=models.Subject.Retired.ADMIN)
+    modeladmin.message_user(request, f"{count} galaxies retired")
+
+
+@admin.action(description="Offer the selected galaxies again")
+def unretire_subjects(modeladmin, request, queryset):
+    count = queryset.filter(retired_at__isnull=False).update(retired_at=None, retired_reason="")
+    modeladmin.message_user(request, f"{count} galaxies offered again")
+
+
+@admin.register(models.Subject)
+class SubjectAdmin(admin.ModelAdmin):
+    list_display = ["galaxy", "tree", "n_classifications", "usefulness", "retired_at", "retired_reason"]
+    list_filter = ["tree", "retired_reason", "dataset"]
+    list_select_related = ["galaxy__dataset", "tree"]
+    raw_id_fields = ["galaxy"]
+    actions = [retire_subjects, unretire_subjects]

@@ -74,6 +74,11 @@ def parse_database_url(url: str, *, variable: str = "DATABASE_URL") -> dict:
         if not name:
             raise ImproperlyConfigured(f"{variable}={url!r} names no database (postgres://user@host:port/NAME)")
         options = dict(parse_qsl(parts.query))
+        # ?conn_max_age=0 closes the connection after each request: needed under runserver, whose thread per request
+        # would otherwise leave one open connection behind per request until the server runs out.
+        max_age = options.pop("conn_max_age", "60")
+        if not max_age.isdigit():
+            raise ImproperlyConfigured(f"{variable}={url!r}: conn_max_age must be a whole number of seconds")
         return {
             "ENGINE": "django.db.backends.postgresql",
             "NAME": name,
@@ -82,6 +87,6 @@ def parse_database_url(url: str, *, variable: str = "DATABASE_URL") -> dict:
             "HOST": unquote(parts.hostname or ""),
             "PORT": str(parts.port or ""),
             "OPTIONS": options,
-            "CONN_MAX_AGE": 60,
+            "CONN_MAX_AGE": int(max_age),
         }
     raise ImproperlyConfigured(f"{variable}={url!r}: scheme {scheme!r} is not supported (use postgres:// or sqlite://)")

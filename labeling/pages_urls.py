@@ -37,6 +37,10 @@ urlpatterns = [
     path("training/pretrain/start/", views.training_pretrain, name="training-pretrain"),
     path("training/versions/<int:version_id>/activate/", views.training_activate, name="training-activate"),
     path("training/<slug:dataset>/", views.training_curve, name="training-curve"),
+    path("classify/", views.classify_home, name="classify-home"),
+    path("classify/<slug:dataset>/", views.classify_page, name="classify-page"),
+    path("classify/<slug:dataset>/next/", views.classify_next_view, name="classify-next"),
+    path("classify/<slug:dataset>/submit/", views.classify_submit_view, name="classify-submit"),
     path("trees/", views.tree_list, name="tree-list"),
     path("trees/<slug:name>/", views.tree_detail, name="tree-detail"),
 ]

@@ -21,6 +21,7 @@ from django_q.tasks import async_task
 from labeling.models import ConsensusRule, Dataset, DecisionTree, FeatureSet, LabelSchema, ModelVersion
 from labeling.services.activation import chain_continue
 from labeling.services.classifier import classifier_fit
+from labeling.services.classify import subjects_usefulness_refresh
 from labeling.services.clustering import clustering_run, embedding_run
 from labeling.services.consensus import consensus_compute
 from labeling.services.features import features_extract
@@ -141,13 +142,15 @@ def embed_2d(job_id: int, echo=None) -> dict:
 
 
 def fit_classifier(job_id: int, echo=None) -> dict:
-    """Fit the probability model of a fit_classifier Job, then queue a rebuild of every expert's queue with its
-    probabilities: {"classifier", "labels", "calibrated", "queue_job"}."""
+    """Fit the probability model of a fit_classifier Job, update which galaxies volunteers are offered first, then
+    queue a rebuild of every expert's queue with its probabilities: {"classifier", "labels", "calibrated",
+    "queue_job", "subjects"}."""
     def work(job, reporter):
         arguments = job.arguments
         schema = LabelSchema.objects.get(pk=arguments["schema"])
         classifier = classifier_fit(feature_set=FeatureSet.objects.get(pk=arguments["feature_set"]), schema=schema,
                                     reporter=reporter)
+        subjects = subjects_usefulness_refresh(dataset=job.dataset)
         queue_job = None
         if arguments.get("rebuild_queues", True):
             try:
@@ -155,7 +158,7 @@ def fit_classifier(job_id: int, echo=None) -> dict:
             except JobConflict:
                 pass
         return {"classifier": classifier.pk, "labels": classifier.n_labels, "calibrated": classifier.calibrated,
-                "queue_job": queue_job}
+                "queue_job": queue_job, "subjects": subjects}
 
     return job_run(job_id, work, echo=echo)
 

@@ -1,6 +1,7 @@
 """The data model, one module per concern: datasets and galaxies (catalogue), decision trees and volunteer votes
 (trees), label schemas with expert and consensus labels (labels), model versions, features, clusterings and maps
-(ml), active-learning queues, probability models and simulations (queue), and background jobs (jobs). Writes go
+(ml), active-learning queues, probability models and simulations (queue), volunteers' subjects and retirement
+(volunteers), and background jobs (jobs). Writes go
 through labeling/services; reads that span relations live in labeling/selectors."""
 
 from labeling.models.catalogue import Dataset, Galaxy, galaxy_image_path, galaxy_thumbnail_path
@@ -17,11 +18,12 @@ from labeling.models.queue import (
     Simulation,
 )
 from labeling.models.trees import Answer, DecisionTree, Question, VolunteerClassification, VoteSummary
+from labeling.models.volunteers import ClassifyPolicy, Subject
 
 __all__ = [
-    "STRATEGY_CHOICES", "Answer", "Classifier", "ClusterAssignment", "Clustering", "ConsensusLabel",
+    "STRATEGY_CHOICES", "Answer", "Classifier", "ClassifyPolicy", "ClusterAssignment", "Clustering", "ConsensusLabel",
     "ConsensusRule", "Dataset", "DecisionTree", "Embedding", "EmbeddingPoint", "ExpertLabel", "FeatureSet",
     "Galaxy", "Job", "LabelClass", "LabelResolution", "LabelSchema", "ModelVersion", "Prediction", "Question",
-    "QueueEntry", "QueuePolicy", "Simulation", "VolunteerClassification", "VoteSummary", "galaxy_image_path",
+    "QueueEntry", "QueuePolicy", "Simulation", "Subject", "VolunteerClassification", "VoteSummary", "galaxy_image_path",
     "galaxy_thumbnail_path",
 ]

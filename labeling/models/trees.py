@@ -122,6 +122,13 @@ class VolunteerClassification(models.Model):
     class Meta:
         ordering = ["-created_at"]
         indexes = [models.Index(fields=["galaxy", "tree"])]
+        constraints = [
+            # One classification per volunteer, galaxy and tree in this application: a double submit (two clicks,
+            # a retried request) stores one. volunteer_id is "user:<id>" or "session:<key>" for the classify page.
+            models.UniqueConstraint(fields=["galaxy", "tree", "volunteer_id"],
+                                    condition=models.Q(source="web") & ~models.Q(volunteer_id=""),
+                                    name="classification_one_per_volunteer"),
+        ]
 
     def __str__(self):
         who = self.user or self.volunteer_id or "anonymous"

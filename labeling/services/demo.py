@@ -16,6 +16,7 @@ from django.contrib.auth.models import Group, User
 from django.db import transaction
 
 from labeling.models import (
+    ClassifyPolicy,
     ConsensusRule,
     Dataset,
     DecisionTree,
@@ -24,6 +25,7 @@ from labeling.models import (
     Job,
     VolunteerClassification,
 )
+from labeling.services.classify import subjects_ensure
 from labeling.services.consensus import consensus_compute
 from labeling.services.datasets import dataset_get_or_create
 from labeling.services.demo_truth import (
@@ -270,8 +272,19 @@ def demo_load(*, progress: Callable | None = None, include_stripe82: bool = True
             tally = consensus_compute(rule=rule, dataset=datasets[dataset_name])
             shown = ", ".join(f"{k} {v}" for k, v in sorted(tally.items()))
             report.add(f"consensus {schema_name} on {dataset_name!r}: {shown}")
+    _open_for_volunteers(datasets[GALAXY10], gz_decals, rules.get(schema__name="galaxy10",
+                                                                  name="gz-decals-thresholds"), report)
     if analyse:
         for name, k in DEMO_ANALYSES.items():
             _analyse(datasets[name], k, report)
     _demo_users(report)
     return report
+
+
+def _open_for_volunteers(dataset: Dataset, tree, early_rule, report: "DemoReport") -> None:
+    """Galaxy10 on the classify page with the GZ DECaLS tree: retired after 20 classifications here, or after 5
+    when the volunteers' consensus and the model agree."""
+    policy, _ = ClassifyPolicy.objects.get_or_create(dataset=dataset, defaults={"tree": tree,
+                                                                                "early_rule": early_rule})
+    added = subjects_ensure(policy=policy)
+    report.add(f"dataset {dataset.name!r}: open to volunteers on /classify/ ({added} new subjects)")

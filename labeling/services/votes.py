@@ -23,6 +23,11 @@ def classification_create(
 ) -> VolunteerClassification:
     """Store one volunteer's walk through ``tree`` for ``galaxy`` and, by default, refresh its vote summaries.
 
+    A second classification from the same volunteer (the same non-empty ``volunteer_id``, source web) of the same
+    galaxy and tree stores nothing: the first one is returned with ``created`` False, so a double submit is
+    harmless. Concurrent classifications of one galaxy are serialised by a lock on the galaxy's row, so its
+    summaries always count every classification stored.
+
     Raises:
         ValidationError: when the answers do not follow the tree; the message names the question or answer.
     """
@@ -31,9 +36,19 @@ def classification_create(
         validate_walk(spec, answers)
     except ValueError as exc:
         raise ValidationError({"answers": str(exc)}) from None
+    # The galaxy's row alone (of="self", no ordering): Galaxy's default ordering joins its dataset, and FOR UPDATE
+    # would then lock the dataset's row too and queue every classification of the dataset behind one lock.
+    Galaxy.objects.select_for_update(of=("self",)).filter(pk=galaxy.pk).order_by().values_list("pk").first()
+    if source == VolunteerClassification.Source.WEB and volunteer_id:
+        earlier = VolunteerClassification.objects.filter(galaxy=galaxy, tree=tree, volunteer_id=volunteer_id,
+                                                         source=source).first()
+        if earlier is not None:
+            earlier.created = False
+            return earlier
     classification = VolunteerClassification.objects.create(
         galaxy=galaxy, tree=tree, answers=answers, user=user, volunteer_id=volunteer_id, source=source
     )
+    classification.created = True
     if aggregate:
         votes_aggregate(tree=tree, galaxy_ids=[galaxy.id])
     return classification

@@ -25,7 +25,8 @@ class Command(BaseCommand):
         url = f"http://{options['host']}:{options['port']}/"
         self.stdout.write(self.style.SUCCESS(f"Serving {url} with one background worker (pid {worker.pid}); "
                                              "logins are printed above and kept in "
-                                             f"{settings.VAR_DIR / 'demo-credentials.json'}. Ctrl-C stops."))
+                                             f"{settings.VAR_DIR / 'demo-credentials.json'}. The API and its "
+                                             f"documentation: {url}api/docs/. Ctrl-C stops."))
         try:
             call_command("runserver", f"{options['host']}:{options['port']}", use_reloader=False)
         finally:

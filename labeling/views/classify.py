@@ -1,0 +1,122 @@
+"""The volunteers' classify pages: choose a dataset, then walk its decision tree galaxy after galaxy. Open to
+anonymous visitors (a session is their identity) as well as to signed-in users; every POST carries the CSRF
+token, like every other form of the site."""
+
+import json
+
+from django.core.exceptions import ValidationError
+from django.http import Http404, JsonResponse
+from django.shortcuts import get_object_or_404, render
+from django.templatetags.static import static
+from django.urls import reverse
+from django.views.decorators.csrf import ensure_csrf_cookie
+from django.views.decorators.http import require_GET, require_POST
+
+from labeling.models import ClassifyPolicy, Galaxy
+from labeling.selectors.classify import classify_choices, volunteer_count
+from labeling.services.classify import classify_next, classify_submit, subjects_ensure
+
+MAX_EXCLUDE = 50
+
+
+def volunteer_of(request) -> tuple[object | None, str]:
+    """(user or None, volunteer id): "user:<id>" when signed in, else "session:<key>" (a session is made)."""
+    if request.user.is_authenticated:
+        return request.user, f"user:{request.user.pk}"
+    if not request.session.session_key:
+        request.session.save()
+    return None, f"session:{request.session.session_key}"
+
+
+def _policy(slug: str) -> ClassifyPolicy:
+    policy = ClassifyPolicy.objects.select_related("dataset", "tree", "early_rule").filter(dataset__slug=slug).first()
+    if policy is None:
+        raise Http404("volunteers do not classify this dataset (an admin adds a classify policy for it)")
+    return policy
+
+
+def _static(path: str) -> str:
+    # Django prefixes a relative STATIC_URL with "/" when it is read, so "/" + STATIC_URL would be "//static/...",
+    # a protocol-relative URL to a host named "static".
+    return path if path.startswith(("/", "http")) else static(path)
+
+
+def _tree_for_page(policy: ClassifyPolicy) -> dict:
+    """The tree as the page walks it, with example images as URLs."""
+    definition = policy.tree.as_definition()
+    for question in definition["questions"]:
+        for answer in question["answers"]:
+            answer["examples"] = [{"url": _static(example["image"]), "caption": example.get("caption", "")}
+                                  for example in answer.get("examples", [])]
+    return definition
+
+
+@require_GET
+def classify_home(request):
+    return render(request, "labeling/classify_home.html", {"choices": classify_choices()})
+
+
+@require_GET
+@ensure_csrf_cookie
+def classify_page(request, dataset: str):
+    policy = _policy(dataset)
+    subjects_ensure(policy=policy)
+    _, volunteer_id = volunteer_of(request)
+    config = {
+        "dataset": {"name": policy.dataset.name, "slug": policy.dataset.slug},
+        "tree": _tree_for_page(policy),
+        "urls": {"next": reverse("classify-next", args=[policy.dataset.slug]),
+                 "submit": reverse("classify-submit", args=[policy.dataset.slug])},
+        "classified": volunteer_count(policy=policy, volunteer_id=volunteer_id),
+    }
+    return render(request, "labeling/classify.html", {"policy": policy, "config": config})
+
+
+def _galaxy_json(galaxy: Galaxy) -> dict:
+    return {"id": galaxy.pk, "external_id": galaxy.external_id, "image_url": galaxy.image.url,
+            "width": galaxy.width, "height": galaxy.height}
+
+
+@require_GET
+def classify_next_view(request, dataset: str):
+    """The next galaxy for this volunteer, or null when none is left; ?exclude=1,2 skips those the page holds."""
+    policy = _policy(dataset)
+    _, volunteer_id = volunteer_of(request)
+    try:
+        exclude = [int(part) for part in request.GET.get("exclude", "").split(",") if part.strip()][:MAX_EXCLUDE]
+    except ValueError:
+        return JsonResponse({"exclude": ["a comma-separated list of galaxy ids"]}, status=400)
+    subject = classify_next(policy=policy, volunteer_id=volunteer_id, exclude=[e for e in exclude if e > 0])
+    return JsonResponse({"galaxy": _galaxy_json(subject.galaxy) if subject else None,
+                         "classified": volunteer_count(policy=policy, volunteer_id=volunteer_id)})
+
+
+@require_POST
+def classify_submit_view(request, dataset: str):
+    """Store the volunteer's answers for one galaxy: 201 when stored, 200 when they had already sent them."""
+    policy = _policy(dataset)
+    user, volunteer_id = volunteer_of(request)
+    try:
+        payload = json.loads(request.body or b"{}")
+    except (ValueError, UnicodeDecodeError):
+        return JsonResponse({"body": ["not JSON"]}, status=400)
+    if not isinstance(payload, dict):
+        return JsonResponse({"body": ["a JSON object with galaxy and answers"]}, status=400)
+    galaxy_id, answers = payload.get("galaxy"), payload.get("answers")
+    if not isinstance(galaxy_id, int) or isinstance(galaxy_id, bool) or not 1 <= galaxy_id < 2**63:
+        return JsonResponse({"galaxy": ["a galaxy id"]}, status=400)
+    if not isinstance(answers, dict) or not answers:
+        return JsonResponse({"answers": ["an object of question key to answer key (or list of keys)"]}, status=400)
+    galaxy = get_object_or_404(Galaxy, pk=galaxy_id, dataset=policy.dataset)
+    try:
+        classification = classify_submit(policy=policy, galaxy=galaxy, answers=answers, volunteer_id=volunteer_id,
+                                          user=user)
+    except ValidationError as error:
+        return JsonResponse(error.message_dict if hasattr(error, "error_dict") else {"answers": error.messages},
+                            status=400)
+    return JsonResponse({"id": classification.pk, "stored": classification.created,
+                         "classified": volunteer_count(policy=policy, volunteer_id=volunteer_id)},
+                        status=201 if classification.created else 200)
+
+
+__all__ = ["classify_home", "classify_next_view", "classify_page", "classify_submit_view"]
