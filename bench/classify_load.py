@@ -74,6 +74,8 @@ def server_environment(database_url: str, folder: Path) -> dict:
             "DJANGO_SETTINGS_MODULE": "labeling.settings",
             "DJANGO_SECRET_KEY": "benchmark-only", "DJANGO_DEBUG": "0", "DJANGO_ALLOWED_HOSTS": "127.0.0.1",
             "GALAXY_SERVE_FILES": "1", "VAR_DIR": str(folder / "var"), "MEDIA_ROOT": str(folder / "media"),
+            # Plain HTTP on loopback, no collectstatic: the production HTTPS and static defaults opted out.
+            "DJANGO_SECURE_SSL_REDIRECT": "0", "DJANGO_SECURE_COOKIES": "0", "DJANGO_STATIC_MANIFEST": "0",
             "GALAXY_FEATURES_ROOT": str(folder / "features"), "LOG_LEVEL": "WARNING", "PYTHONUNBUFFERED": "1"}
 
 

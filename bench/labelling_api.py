@@ -196,7 +196,9 @@ def measure(config: dict) -> dict:
     os.environ.update(DATABASE_URL=config["database_url"], DJANGO_SECRET_KEY="benchmark-only",
                       DJANGO_SETTINGS_MODULE="labeling.settings", DJANGO_ALLOWED_HOSTS="testserver",
                       VAR_DIR=str(folder / "var"), MEDIA_ROOT=str(folder / "media"),
-                      GALAXY_FEATURES_ROOT=str(folder / "features"), LOG_LEVEL="WARNING")
+                      GALAXY_FEATURES_ROOT=str(folder / "features"), LOG_LEVEL="WARNING",
+                      # django.test.Client speaks plain HTTP: the production HTTPS redirect would answer 301.
+                      DJANGO_SECURE_SSL_REDIRECT="0", DJANGO_SECURE_COOKIES="0", DJANGO_STATIC_MANIFEST="0")
     sys.path[:0] = [str(REPO_ROOT), str(REPO_ROOT / "bench")]
     import django
 

@@ -1,5 +1,6 @@
 """Settings for the galaxy labelling service, read from the environment (see README, "Configuration")."""
 
+import re
 import secrets
 from pathlib import Path
 
@@ -51,6 +52,9 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Static files straight from STATIC_ROOT, before sessions or the URL conf are touched; after SecurityMiddleware
+    # so that its HTTPS redirect and headers apply to them too.
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -109,12 +113,57 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = env_path("STATIC_ROOT", VAR_DIR / "static")
+# whitenoise (see MIDDLEWARE) serves STATIC_ROOT. The manifest storage makes collectstatic write every file again
+# under a name carrying a hash of its content, compressed, and {% static %} link to that name, so that browsers may
+# cache it for a year. It needs collectstatic to have run (the Docker image runs it at build time): without the
+# manifest, {% static %} raises. Hence on outside DEBUG, off under DEBUG (files come from static/ as they are
+# edited); the test settings turn it off, since the suite never runs collectstatic.
+_STATIC_BACKEND = ("labeling.storage.StaticStorage"
+                   if env_bool("DJANGO_STATIC_MANIFEST", not DEBUG)
+                   else "django.contrib.staticfiles.storage.StaticFilesStorage")
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": _STATIC_BACKEND},
+}
 MEDIA_URL = "media/"
 MEDIA_ROOT = env_path("MEDIA_ROOT", VAR_DIR / "media")
 
-# Django itself serves uploaded images (and, outside DEBUG, the collected static files). Enough for a team's
-# server; a large deployment turns it off and lets its web server (nginx, a CDN) serve MEDIA_ROOT and STATIC_ROOT.
+# Django itself serves uploaded images. Enough for a team's server; a large deployment turns it off and lets its
+# web server (nginx, a CDN) serve MEDIA_ROOT.
 GALAXY_SERVE_FILES = env_bool("GALAXY_SERVE_FILES", DEBUG)
+
+
+def _proxy_ssl_header() -> tuple[str, str] | None:
+    name = (env_str("DJANGO_SECURE_PROXY_SSL_HEADER") or "").strip()
+    if not name:
+        return None
+    if not re.fullmatch(r"[A-Za-z0-9-]+", name):
+        raise ImproperlyConfigured(
+            f"DJANGO_SECURE_PROXY_SSL_HEADER={name!r} is not an HTTP header name: name the header your TLS proxy "
+            "sets, e.g. X-Forwarded-Proto"
+        )
+    return "HTTP_" + name.upper().replace("-", "_"), "https"
+
+
+# HTTPS. Outside DEBUG the site is HTTPS only: plain-HTTP requests are redirected, HSTS tells browsers to use HTTPS
+# for a year, and the session and CSRF cookies never travel over plain HTTP. `manage.py check --deploy` is clean
+# with these defaults. A server that really is plain HTTP on a loopback address (a test running gunicorn on
+# 127.0.0.1) opts out with DJANGO_SECURE_SSL_REDIRECT=0 and DJANGO_SECURE_COOKIES=0, and check --deploy says so.
+# X_FRAME_OPTIONS ("DENY"), SECURE_REFERRER_POLICY ("same-origin") and nosniff keep Django's defaults.
+SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", not DEBUG)
+SECURE_HSTS_SECONDS = env_int("DJANGO_SECURE_HSTS_SECONDS", 0 if DEBUG else 31_536_000, minimum=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS", True)
+# "preload" only declares consent: the domain joins the browsers' built-in HTTPS-only list once someone submits it
+# at hstspreload.org, and leaving that list takes months. Set 0 for a domain that must never be listed (check
+# --deploy then warns W021; silence it in SILENCED_SYSTEM_CHECKS if that is the decision).
+SECURE_HSTS_PRELOAD = env_bool("DJANGO_SECURE_HSTS_PRELOAD", True)
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = env_bool("DJANGO_SECURE_COOKIES", not DEBUG)
+# Behind a proxy that terminates TLS (nginx, Caddy, Traefik, a load balancer) requests reach gunicorn as plain HTTP,
+# so Django would take every one for insecure and SECURE_SSL_REDIRECT would redirect for ever. Name the header the
+# proxy sets (DJANGO_SECURE_PROXY_SSL_HEADER=X-Forwarded-Proto) and Django trusts "https" in it. Opt-in, because it
+# is safe only when the proxy always sets (or strips) that header and nothing else can reach the application:
+# otherwise any client could claim HTTPS.
+SECURE_PROXY_SSL_HEADER = _proxy_ssl_header()
 
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "dataset-list"
@@ -163,7 +212,9 @@ SPECTACULAR_SETTINGS = {
 _redis_url = env_str("REDIS_URL")
 _task_timeout = env_int("Q_TIMEOUT", 3600, minimum=1)
 Q_CLUSTER = {
-    "name": env_str("Q_CLUSTER_NAME", "galaxy-labeling"),
+    # The site's name: the broker's key prefix and the salt that signs task payloads, so every worker of the site
+    # (CPU or GPU) must share it. Q_CLUSTER_NAME, read by django-q2 itself, picks which queue a worker serves.
+    "name": env_str("Q_SITE_NAME", "galaxy-labeling"),
     "workers": env_int("Q_WORKERS", 1, minimum=1),
     "timeout": _task_timeout,
     # django-q2 requires retry > timeout, or a long task would be handed to a second worker while it still runs.
@@ -173,6 +224,15 @@ Q_CLUSTER = {
     "save_limit": 1000,
     "label": "Background tasks",
 }
+# Jobs of GALAXY_GPU_JOB_KINDS go to the queue of the cluster GALAXY_GPU_CLUSTER (when set): workers started with
+# Q_CLUSTER_NAME=<that name> on a machine with a GPU take them, the other workers never see them.
+GALAXY_GPU_CLUSTER = env_str("GALAXY_GPU_CLUSTER", "")
+GALAXY_GPU_JOB_KINDS = env_list("GALAXY_GPU_JOB_KINDS", ["retrain", "pretrain", "extract_features"])
+# django-q2 looks a worker's own cluster up here whenever Q_CLUSTER_NAME differs from the site name.
+Q_CLUSTER["ALT_CLUSTERS"] = {GALAXY_GPU_CLUSTER: {"workers": env_int("Q_GPU_WORKERS", 1, minimum=1)}} \
+    if GALAXY_GPU_CLUSTER else {}
+# Feature extraction of more galaxies than this is split into chunks of this size that workers take in parallel.
+GALAXY_EXTRACT_CHUNK = env_int("GALAXY_EXTRACT_CHUNK", 2000, minimum=1)
 if _redis_url:
     Q_CLUSTER["redis"] = _redis_url
 else:
@@ -180,11 +240,17 @@ else:
 
 # Where feature vectors and neighbour indexes are kept (mlcore.store, mlcore.index), one folder per feature set.
 GALAXY_FEATURES_ROOT = env_path("GALAXY_FEATURES_ROOT", VAR_DIR / "features")
+# From this many vectors "auto" builds a compressed IVF-PQ index (mlcore.index) instead of an HNSW graph, whose
+# float32 vectors and links cost about 2.2 GB per million 512-d vectors and hours to build at catalogue scale.
+GALAXY_INDEX_IVFPQ_MIN = env_int("GALAXY_INDEX_IVFPQ_MIN", 1_000_000, minimum=1)
 # A running job with no sign of life for this long is taken for dead (its worker on another machine was stopped).
 GALAXY_JOB_STALE_SECONDS = env_int("GALAXY_JOB_STALE_SECONDS", 900, minimum=30)
 
 # Torch threads used inside tasks, so that the web server and the worker do not fight over the cores.
 TORCH_THREADS = env_int("TORCH_THREADS", 1, minimum=1)
+# Processes a retrain cycle trains on, one per GPU (torchrun + DistributedDataParallel, see README "Several GPUs");
+# 1 trains in the worker's own process. Set it on a GPU worker to its number of GPUs.
+GALAXY_TRAIN_PROCESSES = env_int("GALAXY_TRAIN_PROCESSES", 1, minimum=1)
 
 LOGGING = {
     "version": 1,

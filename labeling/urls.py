@@ -9,5 +9,4 @@ urlpatterns = [
     path("api/", include("labeling.api.urls")),
     path("", include("labeling.pages_urls")),
     re_path(rf"^{settings.MEDIA_URL.strip('/')}/(?P<path>.+)$", files.media_file, name="media-file"),
-    re_path(rf"^{settings.STATIC_URL.strip('/')}/(?P<path>.+)$", files.static_file, name="static-file"),
 ]

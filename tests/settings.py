@@ -11,6 +11,14 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 Q_CLUSTER = {**Q_CLUSTER, "sync": True}
 ALLOWED_HOSTS = ["*"]
 
+# The suite runs with DEBUG off, as production does, but over plain HTTP (the test client, the live server) and
+# without collectstatic: no HTTPS redirect or secure-only cookies, plain static storage, and whitenoise looks files
+# up per request instead of scanning STATIC_ROOT (absent here) for every test's client. The production values are
+# tested in tests/labeling/test_deploy_settings.py, with labeling.settings loaded in a subprocess.
+SECURE_SSL_REDIRECT = SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = False
+STORAGES = {**STORAGES, "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}}  # noqa: F405
+WHITENOISE_AUTOREFRESH = True
+
 # A test database per process, so that two runs against the same PostgreSQL server (two developers' runs, or the
 # suite and a benchmark) never drop each other's database.
 if DATABASES["default"]["ENGINE"].endswith("postgresql"):  # noqa: F405

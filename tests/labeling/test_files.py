@@ -1,4 +1,5 @@
-"""Images and collected static files served by Django itself when GALAXY_SERVE_FILES is on, and only then."""
+"""Images served by Django itself when GALAXY_SERVE_FILES is on, and only then; collected static files always,
+by whitenoise."""
 
 import pytest
 
@@ -34,11 +35,15 @@ def test_a_path_that_leaves_the_media_folder_is_refused(client, settings, a_thum
     assert b"not for the web" not in response.content
 
 
-def test_collected_static_files_are_served_outside_debug_when_the_setting_is_on(client, settings, tmp_path):
+def test_collected_static_files_are_served_by_whitenoise_whatever_the_media_setting_says(client, settings, tmp_path):
     settings.STATIC_ROOT = tmp_path / "collected"
     (settings.STATIC_ROOT / "css").mkdir(parents=True)
     (settings.STATIC_ROOT / "css" / "site.css").write_text("body { margin: 0 }")
-    settings.GALAXY_SERVE_FILES = True
-    assert b"".join(client.get("/static/css/site.css").streaming_content) == b"body { margin: 0 }"
     settings.GALAXY_SERVE_FILES = False
-    assert client.get("/static/css/site.css").status_code == 404
+
+    response = client.get("/static/css/site.css")
+
+    assert response.status_code == 200
+    assert b"".join(response.streaming_content) == b"body { margin: 0 }"
+    assert response["Content-Type"].startswith("text/css")
+    assert client.get("/static/css/missing.css").status_code == 404

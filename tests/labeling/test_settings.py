@@ -13,7 +13,11 @@ from labeling.env import env_bool, env_int, env_list, parse_database_url
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SETTINGS_VARIABLES = ("DJANGO_SECRET_KEY", "DJANGO_DEBUG", "DATABASE_URL", "REDIS_URL", "DJANGO_SETTINGS_MODULE",
-                      "DJANGO_ALLOWED_HOSTS", "Q_TIMEOUT", "Q_WORKERS", "Q_CLUSTER_NAME", "MEDIA_ROOT", "STATIC_ROOT")
+                      "DJANGO_ALLOWED_HOSTS", "Q_TIMEOUT", "Q_WORKERS", "Q_CLUSTER_NAME", "Q_SITE_NAME", "MEDIA_ROOT",
+                      "STATIC_ROOT", "GALAXY_GPU_CLUSTER", "GALAXY_GPU_JOB_KINDS", "GALAXY_EXTRACT_CHUNK",
+                      "DJANGO_SECURE_SSL_REDIRECT", "DJANGO_SECURE_HSTS_SECONDS", "DJANGO_SECURE_COOKIES",
+                      "DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS", "DJANGO_SECURE_HSTS_PRELOAD",
+                      "DJANGO_SECURE_PROXY_SSL_HEADER", "DJANGO_STATIC_MANIFEST")
 
 
 @pytest.mark.parametrize(("raw", "expected"), [
@@ -114,7 +118,11 @@ import json
 from labeling import settings as s
 db = s.DATABASES["default"]
 print(json.dumps({"SECRET_KEY": s.SECRET_KEY, "DEBUG": s.DEBUG, "ENGINE": db["ENGINE"], "NAME": str(db["NAME"]),
-                  "HOST": db.get("HOST"), "Q_CLUSTER": s.Q_CLUSTER, "ALLOWED_HOSTS": s.ALLOWED_HOSTS}))
+                  "HOST": db.get("HOST"), "Q_CLUSTER": s.Q_CLUSTER, "ALLOWED_HOSTS": s.ALLOWED_HOSTS,
+                  "https": {name: getattr(s, name) for name in ("SECURE_SSL_REDIRECT", "SECURE_HSTS_SECONDS",
+                            "SECURE_HSTS_INCLUDE_SUBDOMAINS", "SECURE_HSTS_PRELOAD", "SESSION_COOKIE_SECURE",
+                            "CSRF_COOKIE_SECURE", "SECURE_PROXY_SSL_HEADER")},
+                  "STATIC_STORAGE": s.STORAGES["staticfiles"]["BACKEND"]}))
 """
 
 
@@ -177,9 +185,63 @@ def test_settings_send_tasks_through_redis_when_redis_url_is_set(tmp_path):
 
 
 @pytest.mark.parametrize(("variable", "value"), [("DJANGO_DEBUG", "maybe"), ("Q_TIMEOUT", "0"),
-                                                 ("DATABASE_URL", "mysql://root@db/zoo")])
+                                                 ("DATABASE_URL", "mysql://root@db/zoo"),
+                                                 ("DJANGO_SECURE_COOKIES", "maybe"),
+                                                 ("DJANGO_SECURE_HSTS_SECONDS", "-1"),
+                                                 ("DJANGO_SECURE_PROXY_SSL_HEADER", "X-Forwarded-Proto: https")])
 def test_settings_refuse_a_bad_value_naming_the_variable(tmp_path, variable, value):
     process = _load_settings(tmp_path / "var", DJANGO_SECRET_KEY="k" * 60, **{variable: value})
 
     assert process.returncode != 0
     assert f"ImproperlyConfigured: {variable}=" in process.stderr
+
+
+# --- HTTPS and static files: production defaults outside DEBUG, explicit opt-outs --------------------------------
+
+ONE_YEAR = 31_536_000
+
+
+def test_settings_outside_debug_serve_https_only_and_static_files_from_the_manifest(tmp_path):
+    loaded = _loaded(tmp_path / "var", DJANGO_SECRET_KEY="k" * 60)
+
+    assert loaded["https"] == {"SECURE_SSL_REDIRECT": True, "SECURE_HSTS_SECONDS": ONE_YEAR,
+                               "SECURE_HSTS_INCLUDE_SUBDOMAINS": True, "SECURE_HSTS_PRELOAD": True,
+                               "SESSION_COOKIE_SECURE": True, "CSRF_COOKIE_SECURE": True,
+                               "SECURE_PROXY_SSL_HEADER": None}
+    assert loaded["STATIC_STORAGE"] == "labeling.storage.StaticStorage"
+
+
+def test_settings_in_debug_stay_on_plain_http_with_plain_static_storage(tmp_path):
+    loaded = _loaded(tmp_path / "var", DJANGO_DEBUG="1")
+
+    assert loaded["https"]["SECURE_SSL_REDIRECT"] is False
+    assert loaded["https"]["SECURE_HSTS_SECONDS"] == 0
+    assert loaded["https"]["SESSION_COOKIE_SECURE"] is loaded["https"]["CSRF_COOKIE_SECURE"] is False
+    assert loaded["STATIC_STORAGE"] == "django.contrib.staticfiles.storage.StaticFilesStorage"
+
+
+def test_a_plain_http_loopback_server_opts_out_of_the_redirect_and_secure_cookies_explicitly(tmp_path):
+    loaded = _loaded(tmp_path / "var", DJANGO_SECRET_KEY="k" * 60, DJANGO_SECURE_SSL_REDIRECT="0",
+                     DJANGO_SECURE_COOKIES="0", DJANGO_STATIC_MANIFEST="0")
+
+    assert loaded["DEBUG"] is False
+    assert loaded["https"]["SECURE_SSL_REDIRECT"] is False
+    assert loaded["https"]["SESSION_COOKIE_SECURE"] is loaded["https"]["CSRF_COOKIE_SECURE"] is False
+    assert loaded["STATIC_STORAGE"] == "django.contrib.staticfiles.storage.StaticFilesStorage"
+
+
+def test_hsts_length_subdomains_and_preload_are_configurable(tmp_path):
+    loaded = _loaded(tmp_path / "var", DJANGO_SECRET_KEY="k" * 60, DJANGO_SECURE_HSTS_SECONDS="3600",
+                     DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS="0", DJANGO_SECURE_HSTS_PRELOAD="no")
+
+    assert loaded["https"]["SECURE_HSTS_SECONDS"] == 3600
+    assert loaded["https"]["SECURE_HSTS_INCLUDE_SUBDOMAINS"] is False
+    assert loaded["https"]["SECURE_HSTS_PRELOAD"] is False
+
+
+def test_the_tls_proxy_header_is_trusted_only_when_named(tmp_path):
+    loaded = _loaded(tmp_path / "var", DJANGO_SECRET_KEY="k" * 60, DJANGO_SECURE_PROXY_SSL_HEADER="X-Forwarded-Proto")
+    assert loaded["https"]["SECURE_PROXY_SSL_HEADER"] == ["HTTP_X_FORWARDED_PROTO", "https"]
+
+    blank = _loaded(tmp_path / "var", DJANGO_SECRET_KEY="k" * 60, DJANGO_SECURE_PROXY_SSL_HEADER="")
+    assert blank["https"]["SECURE_PROXY_SSL_HEADER"] is None
