@@ -24,7 +24,13 @@ from labeling.services.classifier import classifier_fit
 from labeling.services.classify import subjects_usefulness_refresh
 from labeling.services.clustering import clustering_run, embedding_run
 from labeling.services.consensus import consensus_compute
-from labeling.services.features import features_extract
+from labeling.services.features import (
+    extraction_todo,
+    feature_set_get_or_create,
+    features_count_refresh,
+    features_extract,
+)
+from labeling.services.job_chunks import chunk_run, chunks_fan_out
 from labeling.services.jobs import JobConflict, job_run
 from labeling.services.neighbours import index_build
 from labeling.services.pretrain import pretrain_run
@@ -85,10 +91,23 @@ def enqueue_compute_consensus(*, rule_id: int, dataset_id: int | None = None) ->
     )
 
 
-def extract_features(job_id: int, echo=None) -> dict:
-    """Extract features for an extract_features Job: {"feature_set", "added", "count", "failed"}."""
+def extract_features(job_id: int, echo=None, split: bool = True) -> dict:
+    """Extract features for an extract_features Job: {"feature_set", "added", "count", "failed"}.
+
+    With ``split`` (as the workers run it), more galaxies to do than the job's ``chunk_size`` (GALAXY_EXTRACT_CHUNK
+    by default) are handed to chunks that every worker of the cluster takes in parallel; the last chunk to finish
+    completes the job. A command passes split=False and extracts everything in its own process.
+    """
     def work(job, reporter):
         arguments = job.arguments
+        if split:
+            feature_set = feature_set_get_or_create(
+                dataset=job.dataset, model_version=ModelVersion.objects.get(pk=arguments["model_version"]),
+                rotation_invariant=arguments.get("rotation_invariant", False))
+            keys = [pk for pk, _ in extraction_todo(feature_set=feature_set)]
+            chunk_size = arguments.get("chunk_size") or settings.GALAXY_EXTRACT_CHUNK
+            if len(keys) > chunk_size:
+                chunks_fan_out(job=job, keys=keys, chunk_size=chunk_size)
         feature_set, added = features_extract(
             dataset=job.dataset, model_version=ModelVersion.objects.get(pk=arguments["model_version"]),
             rotation_invariant=arguments.get("rotation_invariant", False), reporter=reporter,
@@ -99,6 +118,27 @@ def extract_features(job_id: int, echo=None) -> dict:
                 "failed": len(feature_set.failed)}
 
     return job_run(job_id, work, echo=echo)
+
+
+def extract_features_chunk(chunk_id: int) -> dict:
+    """Extract one chunk of a split extract_features Job (the galaxy ids it covers): {"feature_set", "added"}."""
+    def work(chunk, reporter):
+        job, arguments = chunk.job, chunk.job.arguments
+        feature_set, added = features_extract(
+            dataset=job.dataset, model_version=ModelVersion.objects.get(pk=arguments["model_version"]),
+            rotation_invariant=arguments.get("rotation_invariant", False), reporter=reporter,
+            batch_size=arguments.get("batch_size", 64), num_workers=arguments.get("num_workers"),
+            threads=arguments.get("threads") or settings.TORCH_THREADS, key_range=(chunk.first_key, chunk.last_key))
+        return {"feature_set": feature_set.pk, "added": added}
+
+    def finish(job, chunks):
+        feature_set = features_count_refresh(feature_set=FeatureSet.objects.get(pk=chunks[0].result["feature_set"]))
+        chain_continue(job=job, feature_set=feature_set)
+        return {"feature_set": feature_set.pk, "added": sum(chunk.result["added"] for chunk in chunks),
+                "count": feature_set.count, "failed": len(feature_set.failed), "chunks": len(chunks),
+                "workers": sorted({f"{chunk.worker_host}:{chunk.worker_pid}" for chunk in chunks})}
+
+    return chunk_run(chunk_id, work, finish)
 
 
 def build_index(job_id: int, echo=None) -> dict:

@@ -5,7 +5,7 @@
 through labeling/services; reads that span relations live in labeling/selectors."""
 
 from labeling.models.catalogue import Dataset, Galaxy, galaxy_image_path, galaxy_thumbnail_path
-from labeling.models.jobs import Job
+from labeling.models.jobs import Job, JobChunk
 from labeling.models.labels import ConsensusLabel, ConsensusRule, ExpertLabel, LabelClass, LabelSchema
 from labeling.models.ml import ClusterAssignment, Clustering, Embedding, EmbeddingPoint, FeatureSet, ModelVersion
 from labeling.models.queue import (
@@ -23,7 +23,7 @@ from labeling.models.volunteers import ClassifyPolicy, Subject
 __all__ = [
     "STRATEGY_CHOICES", "Answer", "Classifier", "ClassifyPolicy", "ClusterAssignment", "Clustering", "ConsensusLabel",
     "ConsensusRule", "Dataset", "DecisionTree", "Embedding", "EmbeddingPoint", "ExpertLabel", "FeatureSet",
-    "Galaxy", "Job", "LabelClass", "LabelResolution", "LabelSchema", "ModelVersion", "Prediction", "Question",
-    "QueueEntry", "QueuePolicy", "Simulation", "Subject", "VolunteerClassification", "VoteSummary", "galaxy_image_path",
-    "galaxy_thumbnail_path",
+    "Galaxy", "Job", "JobChunk", "LabelClass", "LabelResolution", "LabelSchema", "ModelVersion", "Prediction",
+    "Question", "QueueEntry", "QueuePolicy", "Simulation", "Subject", "VolunteerClassification", "VoteSummary",
+    "galaxy_image_path", "galaxy_thumbnail_path",
 ]

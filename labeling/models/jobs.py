@@ -63,3 +63,34 @@ class Job(models.Model):
         if self.started_at is None:
             return None
         return (self.finished_at or timezone.now()) - self.started_at
+
+
+class JobChunk(models.Model):
+    """One share of a job that several workers run in parallel (feature extraction of a large dataset).
+
+    The parent job stays running while its chunks run; the chunk that finishes last completes it (see
+    services/job_chunks.py). ``first_key`` and ``last_key`` bound the galaxy ids the chunk covers, inclusive.
+    """
+
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="chunks")
+    number = models.PositiveIntegerField(help_text="0, 1, ... in the order the chunks were made.")
+    first_key = models.BigIntegerField()
+    last_key = models.BigIntegerField()
+    size = models.PositiveIntegerField(help_text="Galaxies to do when the chunk was made.")
+    done = models.PositiveIntegerField(default=0)
+    status = models.CharField(max_length=10, choices=Job.Status.choices, default=Job.Status.QUEUED)
+    result = models.JSONField(default=dict, blank=True)
+    error = models.TextField(blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    worker_host = models.CharField(max_length=255, blank=True)
+    worker_pid = models.PositiveIntegerField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["job", "number"]
+        constraints = [models.UniqueConstraint(fields=["job", "number"], name="job_chunk_number_unique")]
+        indexes = [models.Index(fields=["status"])]
+
+    def __str__(self):
+        return f"chunk {self.number} of job #{self.job_id} ({self.status})"

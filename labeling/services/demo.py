@@ -9,6 +9,7 @@ import secrets
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 from django.conf import settings
@@ -188,7 +189,7 @@ def _analyse(dataset: Dataset, k: int, report: DemoReport) -> None:
     feature_set = FeatureSet.objects.filter(dataset=dataset, model_version=version, rotation_invariant=False).first()
     with_images = dataset.galaxies.exclude(image="").count()
     if feature_set is None or feature_set.count + len(feature_set.failed) < with_images:
-        _run_inline(tasks.extract_features, extraction_start(
+        _run_inline(partial(tasks.extract_features, split=False), extraction_start(
             dataset=dataset, model_version=version, enqueue=False, threads=os.cpu_count()))
         feature_set = FeatureSet.objects.get(dataset=dataset, model_version=version, rotation_invariant=False)
     if not feature_set.has_index or feature_set.index_is_stale:

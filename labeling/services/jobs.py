@@ -36,6 +36,15 @@ class JobCancelled(Exception):
     server never needs: the extraction service turns mlcore's own Cancelled into this.)"""
 
 
+class JobHandedOff(Exception):
+    """Raised by a job's work once it has handed the rest to chunks that other workers run (services/job_chunks.py):
+    the job stays running, and the chunk that finishes last records how it ended."""
+
+    def __init__(self, chunks: int):
+        super().__init__(f"handed to {chunks} chunks")
+        self.chunks = chunks
+
+
 class JobReporter:
     """Progress and cancellation for one running job, cheap to call in a tight loop.
 
@@ -101,8 +110,17 @@ def job_create(*, kind: str, arguments: dict, dataset: Dataset | None = None, us
                              created_by=user if user is not None and user.is_authenticated else None,
                              rerun_of=rerun_of)
     if enqueue:
-        transaction.on_commit(lambda: async_task(f"labeling.tasks.{kind}", job.pk, group=kind))
+        transaction.on_commit(lambda: async_task(f"labeling.tasks.{kind}", job.pk, group=kind,
+                                                 cluster=task_cluster(kind)))
     return job
+
+
+def task_cluster(kind: str) -> str | None:
+    """The django-q2 cluster whose workers take jobs of ``kind``: GALAXY_GPU_CLUSTER for the kinds listed in
+    GALAXY_GPU_JOB_KINDS when a GPU cluster is configured, else None (the default cluster)."""
+    if settings.GALAXY_GPU_CLUSTER and kind in settings.GALAXY_GPU_JOB_KINDS:
+        return settings.GALAXY_GPU_CLUSTER
+    return None
 
 
 def job_rerun(*, job: Job, user=None) -> Job:
@@ -147,6 +165,11 @@ def job_run(job_id: int, work: Callable[[Job, JobReporter], dict], *,
     except JobCancelled:
         _finish(job_id, Job.Status.CANCELLED, message="cancelled")
         return {"status": "cancelled"}
+    except JobHandedOff as handed:
+        # No single process owns the job now: its chunks keep its heartbeat, so the abandoned-worker check must not
+        # look for this process. (Tasks run inline may already have finished it; then there is nothing to clear.)
+        Job.objects.filter(pk=job_id, status=Job.Status.RUNNING).update(worker_host="", worker_pid=None)
+        return {"status": "handed off", "chunks": handed.chunks}
     except Exception as exc:  # noqa: BLE001 - any failure is recorded on the job, which is what people read
         error = f"{type(exc).__name__}: {exc}"
         _finish(job_id, Job.Status.FAILED, message=error.splitlines()[0][:300],
@@ -192,7 +215,9 @@ def jobs_mark_abandoned() -> int:
                 status=Job.Status.FAILED, finished_at=timezone.now(), message="abandoned: worker gone", error=reason):
             marked += 1
             _version_failed(job, reason)
-    return marked
+    from labeling.services.job_chunks import chunks_mark_abandoned
+
+    return marked + chunks_mark_abandoned(host=host, stale_before=stale_before, process_exists=_process_exists)
 
 
 def _version_failed(job: Job, reason: str) -> None:

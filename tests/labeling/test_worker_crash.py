@@ -2,7 +2,6 @@
 with the reason, and running it again resumes from the vectors already stored. Real processes on a real database
 file, as a worker and a person's second command would be."""
 
-import contextlib
 import json
 import os
 import signal
@@ -10,12 +9,11 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import pytest
-from django.db import connection
 
 from tests.labeling.ml_helpers import galaxy10_subset_folder
+from tests.labeling.process_helpers import fresh_database_url, manage
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -27,36 +25,9 @@ print(json.dumps({"jobs": list(Job.objects.order_by("pk").values("pk", "status",
 """
 
 
-def _manage(env, *args, **kwargs):
-    return subprocess.run([sys.executable, str(REPO_ROOT / "manage.py"), *args], env=env, cwd=REPO_ROOT,
-                          capture_output=True, text=True, timeout=300, **kwargs)
-
-
-@contextlib.contextmanager
-def _database_like_the_suites():
-    """The DATABASE_URL of a fresh database on the server the suite runs on (None for SQLite: a file in VAR_DIR)."""
-    url = os.environ.get("DATABASE_URL")
-    if connection.vendor != "postgresql" or not url:
-        yield None
-        return
-    import psycopg
-
-    parts = urlsplit(url)
-    name = f"crash_test_{os.getpid()}"
-    admin = {"host": parts.hostname, "port": parts.port or 5432, "user": parts.username, "dbname": "postgres",
-             "password": parts.password, "autocommit": True}
-    with psycopg.connect(**admin) as server:
-        server.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield urlunsplit(parts._replace(path=f"/{name}"))
-    finally:
-        with psycopg.connect(**admin) as server:
-            server.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
 @pytest.mark.skipif(sys.platform != "linux", reason="SIGKILL and /proc semantics")
 def test_a_killed_extraction_is_marked_failed_and_a_second_run_resumes_it(tmp_path):
-    with _database_like_the_suites() as database_url:
+    with fresh_database_url() as database_url:
         _kill_and_resume(tmp_path, database_url)
 
 
@@ -66,8 +37,8 @@ def _kill_and_resume(tmp_path, database_url):
     if database_url:
         env["DATABASE_URL"] = database_url
     folder = galaxy10_subset_folder(tmp_path / "images", classes=("0", "2", "5", "8"), per_class=10)
-    assert _manage(env, "migrate", "--no-input", "-v0").returncode == 0
-    imported = _manage(env, "import_galaxies", "--dataset", "G10", "--format", "folder", str(folder),
+    assert manage(env, "migrate", "--no-input", "-v0").returncode == 0
+    imported = manage(env, "import_galaxies", "--dataset", "G10", "--format", "folder", str(folder),
                        "--schema", "galaxy10")
     assert imported.returncode == 0, imported.stderr
     command = [sys.executable, str(REPO_ROOT / "manage.py"), "extract_features", "--dataset", "G10",
@@ -86,10 +57,10 @@ def _kill_and_resume(tmp_path, database_url):
     first.send_signal(signal.SIGKILL)
     first.wait(timeout=30)
 
-    second = _manage(env, "extract_features", "--dataset", "G10", "--image-size", "64", "--threads", "1")
+    second = manage(env, "extract_features", "--dataset", "G10", "--image-size", "64", "--threads", "1")
     assert second.returncode == 0, second.stderr
 
-    shell = _manage(env, "shell", "-c", REPORT)
+    shell = manage(env, "shell", "-c", REPORT)
     report = json.loads(shell.stdout.strip().splitlines()[-1])
     killed, resumed = report["jobs"]
     assert killed["status"] == "failed" and "killed or restarted" in killed["error"]
@@ -114,16 +85,16 @@ model_version_activate(version=ModelVersion.objects.create(name="serving", image
 
 @pytest.mark.skipif(sys.platform != "linux", reason="SIGKILL and /proc semantics")
 def test_a_worker_killed_mid_training_leaves_the_version_failed_and_the_active_one_serving(tmp_path):
-    with _database_like_the_suites() as database_url:
+    with fresh_database_url() as database_url:
         env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "DJANGO_SETTINGS_MODULE"}}
         env.update(DJANGO_DEBUG="1", VAR_DIR=str(tmp_path / "var"), GALAXY_FEATURES_ROOT=str(tmp_path / "features"))
         if database_url:
             env["DATABASE_URL"] = database_url
         folder = galaxy10_subset_folder(tmp_path / "images", classes=("2", "5", "8"), per_class=8)
-        assert _manage(env, "migrate", "--no-input", "-v0").returncode == 0
-        assert _manage(env, "import_galaxies", "--dataset", "G10", "--format", "folder", str(folder),
+        assert manage(env, "migrate", "--no-input", "-v0").returncode == 0
+        assert manage(env, "import_galaxies", "--dataset", "G10", "--format", "folder", str(folder),
                        "--schema", "galaxy10").returncode == 0
-        assert _manage(env, "shell", "-c", ACTIVATE_SERVING).returncode == 0
+        assert manage(env, "shell", "-c", ACTIVATE_SERVING).returncode == 0
         training = subprocess.Popen(
             [sys.executable, str(REPO_ROOT / "manage.py"), "retrain", "--dataset", "G10", "--image-size", "32",
              "--epochs", "200"], env=env, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -135,8 +106,8 @@ def test_a_worker_killed_mid_training_leaves_the_version_failed_and_the_active_o
         training.send_signal(signal.SIGKILL)
         training.wait(timeout=30)
         # The next command that looks at jobs (here: another retrain, refused or run) notices the dead worker.
-        _manage(env, "retrain", "--dataset", "G10", "--image-size", "32", "--epochs", "1")
-        report = json.loads(_manage(env, "shell", "-c", TRAINING_REPORT).stdout.strip().splitlines()[-1])
+        manage(env, "retrain", "--dataset", "G10", "--image-size", "32", "--epochs", "1")
+        report = json.loads(manage(env, "shell", "-c", TRAINING_REPORT).stdout.strip().splitlines()[-1])
         killed = report["jobs"][0]
         assert killed["status"] == "failed" and "killed or restarted" in killed["error"]
         versions = {v["name"]: v for v in report["versions"]}

@@ -3,6 +3,7 @@
 under the same model are skipped, so a run that was stopped continues where it was."""
 
 import os
+from functools import partial
 
 from django.core.management.base import BaseCommand, CommandError
 
@@ -42,7 +43,8 @@ class Command(BaseCommand):
                                    rotation_invariant=options["rotation_invariant"], **extra)
         except (ModelVersionError, ValueError) as exc:
             raise CommandError(str(exc)) from None
-        job, seconds = run_here(tasks.extract_features, job, unit="img")
+        # All of it here, in this process, with a progress bar: no chunks for the workers.
+        job, seconds = run_here(partial(tasks.extract_features, split=False), job, unit="img")
         result = job.result
         feature_set = FeatureSet.objects.get(pk=result["feature_set"])
         rate = f", {result['added'] / seconds:.1f} images/s" if result["added"] else ""
