@@ -19,15 +19,17 @@ count (``config.threads``) and the global RNG are process-wide; all are restored
 
 Nothing is written until training has finished, so a cancelled or failed run leaves no file behind; the model and
 its heads are then written as described in ``mlcore.galaxy_model``.
+
+Several processes. Started under torchrun (``mlcore.train_launch``) with more than one process, ``train`` runs each
+global batch split over the processes through ``DistributedDataParallel``; rank 0 alone reports progress, decides to
+stop and writes the checkpoint. How and why: ``mlcore.distributed``.
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import math
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,17 +37,23 @@ import numpy as np
 import torch
 
 from mlcore.augment import TrainAugment
+from mlcore.distributed import (
+    Ranks,
+    agreed_stop,
+    check_shares_fit,
+    current_ranks,
+    rank_share,
+    summed,
+    wrap_for_training,
+)
 from mlcore.features import pick_device
 from mlcore.galaxy_model import CheckpointError, GalaxyModel, heads_path, load_model, predict, pseudo_labels, save_model
 from mlcore.losses import hard_label_loss, vote_loss
 from mlcore.train_data import TrainData, batches_per_epoch, epoch_batches, sampling_weights
+from mlcore.train_setup import make_optimizer, run_settings, seeded_generator, warmup_cosine
 
 __all__ = ["CheckpointError", "GalaxyModel", "TrainConfig", "TrainData", "TrainResult", "TrainingCancelled",
            "heads_path", "load_model", "predict", "pseudo_labels", "train"]
-
-# The warm-up lasts 5% of the steps, at most 100: long enough to keep the first AdamW steps (whose second-moment
-# estimate is still noisy) from wrecking a pretrained backbone, short enough not to matter in a short run.
-_WARMUP_FRACTION, _MAX_WARMUP_STEPS = 0.05, 100
 
 
 class TrainingCancelled(Exception):
@@ -114,8 +122,9 @@ class TrainResult:
             draws; None without labels), "seconds"}; losses are means over the epoch's batches.
         seconds: wall time of the whole run, checkpoint included.
         images_per_s: training images per second (forward, backward and augmentation).
-        device: where it ran, e.g. "cpu".
+        device: where it ran, e.g. "cpu" (this process's device when several ran).
         model: the trained model (in eval mode), for evaluation without reading the files back.
+        processes: how many processes trained it together (``mlcore.distributed``).
     """
 
     checkpoint: Path | None
@@ -125,6 +134,7 @@ class TrainResult:
     images_per_s: float
     device: str
     model: GalaxyModel = field(repr=False)
+    processes: int = 1
 
 
 def train(data: TrainData, *, backbone: str = "resnet18", weights: str = "random", config: TrainConfig,
@@ -138,10 +148,11 @@ def train(data: TrainData, *, backbone: str = "resnet18", weights: str = "random
         weights: "random", "imagenet" or a weights file, e.g. the active model's checkpoint.
         config: hyperparameters.
         progress: called after every batch with {"epoch", "epochs", "batch", "batches", "loss", "eta_s",
-            "images_per_s"} (epoch and batch count from 1; batches per epoch).
-        should_cancel: checked before every batch; True raises ``TrainingCancelled``.
+            "images_per_s"} (epoch and batch count from 1; batches per epoch); on rank 0 only.
+        should_cancel: checked before every batch; True raises ``TrainingCancelled``. Under several processes rank
+            0's answer is sent to all, which stop at the same batch.
         checkpoint_path: where to write the backbone checkpoint (heads beside it, see ``heads_path``); None writes
-            nothing.
+            nothing. Under several processes only rank 0 writes.
 
     Returns:
         A TrainResult.
@@ -149,79 +160,99 @@ def train(data: TrainData, *, backbone: str = "resnet18", weights: str = "random
     Raises:
         TrainingCancelled: on request; nothing is written.
         CheckpointError: a checkpoint file could not be written (e.g. full disk); no partial file is left.
-        ValueError: image size differing from ``config.image_size``; bad backbone name or device; and from
-            ``build_backbone`` (WeightsError) for an unusable weights file.
+        ValueError: image size differing from ``config.image_size``; bad backbone name or device; batches too
+            small to share between the processes; and from ``build_backbone`` (WeightsError) for an unusable weights
+            file.
     """
     if data.image_size != config.image_size:
         raise ValueError(f"images are {data.image_size} px but config.image_size is {config.image_size}")
     device = pick_device(config.device)
+    ranks = current_ranks()
     started = time.perf_counter()
-    with _run_settings(config, device):
+    with run_settings(seed=config.seed, threads=config.threads, device=device):
         model = GalaxyModel(backbone, weights, n_classes=len(data.classes), question_slices=data.question_slices,
                             seed=config.seed)
         model.to(device=device, memory_format=torch.channels_last)
-        history, images_per_s = _fit(model, data, config, device, progress, should_cancel)
+        history, images_per_s = _fit(model, data, config, device, ranks, progress if ranks.is_main else None,
+                                     should_cancel)
     model.eval()
     checkpoint = heads = None
-    if checkpoint_path is not None:
+    # Every process ends with the same weights (DDP keeps them in step), so one file says it all; two writers of
+    # the same path would race.
+    if checkpoint_path is not None and ranks.is_main:
         extra = {"classes": list(data.classes), "history": history, "config": dataclasses.asdict(config),
                  "initial_weights": str(weights),
                  "trained_on": {"images": len(data.hard), "labelled": int(data.has_label.sum()),
                                 "with_votes": int(data.has_votes.sum())}}
         checkpoint, heads = save_model(model, checkpoint_path, image_size=config.image_size, extra=extra)
     return TrainResult(checkpoint=checkpoint, heads=heads, history=history, seconds=time.perf_counter() - started,
-                       images_per_s=images_per_s, device=str(device), model=model)
+                       images_per_s=images_per_s, device=str(device), model=model, processes=ranks.world)
 
 
-def _fit(model: GalaxyModel, data: TrainData, config: TrainConfig, device: torch.device,
+def _fit(model: GalaxyModel, data: TrainData, config: TrainConfig, device: torch.device, ranks: Ranks,
          progress: Callable[[dict], None] | None, should_cancel: Callable[[], bool] | None) -> tuple[list[dict], float]:
-    """The epochs; returns the history and the training images per second."""
+    """The epochs; returns the history and the training images per second (of all processes together)."""
     weights = sampling_weights(data, balance=config.balance)
-    sampler, augmenter = _generator(config.seed, 1), _generator(config.seed, 2)
+    # Batch counts depend only on how many galaxies are drawable, so the schedule's length is known up front.
+    batch_count = batches_per_epoch(weights, config.batch_size)
+    check_shares_fit(int((weights > 0).sum()) // batch_count, ranks)
+    # Every process draws the same epochs (so all know each global batch and take disjoint shares of it), but
+    # augments its own images with its own stream.
+    sampler, augmenter = seeded_generator(config.seed, 1), seeded_generator(config.seed, 2, ranks.rank)
     augment = TrainAugment(config.image_size) if config.augment else None
     has_label, has_votes = data.has_label, data.has_votes
-    optimizer = _optimizer(model, config)
-    # Batch counts depend only on how many galaxies are drawable, so the schedule's length is known up front.
-    total_steps = config.epochs * batches_per_epoch(weights, config.batch_size)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _warmup_cosine(total_steps))
+    network = wrap_for_training(model, device, ranks)
+    optimizer = make_optimizer(model, lr=config.lr, weight_decay=config.weight_decay)
+    total_steps = config.epochs * batch_count
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(total_steps))
     history: list[dict] = []
     step = images_done = 0
     loop_start = time.perf_counter()
-    model.train()
+    network.train()
     for epoch in range(1, config.epochs + 1):
         epoch_start = time.perf_counter()
         sums = np.zeros(3)  # loss, hard part, vote part
         correct = labelled_seen = 0
         batches = epoch_batches(weights, config.batch_size, sampler, balance=config.balance)
         for number, rows in enumerate(batches, start=1):
-            if should_cancel is not None and should_cancel():
+            if agreed_stop(should_cancel, ranks, device):
                 raise TrainingCancelled(f"training cancelled at epoch {epoch}, batch {number} of {len(batches)}")
-            images = data.images[rows].to(device, non_blocking=True)
+            share = rank_share(rows, ranks)
+            images = data.images[share].to(device, non_blocking=True)
             if augment is not None:
                 images = augment(images, augmenter)
-            logits, vote_outputs, _ = model(images.contiguous(memory_format=torch.channels_last))
-            labelled, voted = has_label[rows].to(device), has_votes[rows].to(device)
-            hard = data.hard[rows].to(device)
+            logits, vote_outputs, _ = network(images.contiguous(memory_format=torch.channels_last))
+            # Each part is this process's sum over the counts of the whole batch, so the parts of all processes add
+            # up to the batch's means. Every row goes through both heads (a row without a label or votes adds exactly
+            # 0), so every parameter takes part in every step of every process, as DDP requires.
             parts = [images.new_zeros(()), images.new_zeros(())]
-            if logits is not None and bool(labelled.any()):
-                parts[0] = hard_label_loss(logits, hard, data.hard_weight[rows].to(device))[labelled].mean()
-                correct += int((logits.argmax(dim=1) == hard)[labelled].sum())
-                labelled_seen += int(labelled.sum())
-            if vote_outputs is not None and bool(voted.any()):
-                counts = data.votes[rows].to(device)
-                parts[1] = vote_loss(vote_outputs, counts, model.question_slices)[voted].mean()
+            hit = 0
+            if logits is not None:
+                hard = data.hard[share].to(device)
+                parts[0] = hard_label_loss(logits, hard, data.hard_weight[share].to(device)).sum() \
+                    / max(1, int(has_label[rows].sum()))
+                hit = int(((logits.argmax(dim=1) == hard) & has_label[share].to(device)).sum())
+            if vote_outputs is not None:
+                parts[1] = vote_loss(vote_outputs, data.votes[share].to(device), model.question_slices).sum() \
+                    / max(1, int(has_votes[rows].sum()))
             loss = parts[0] + config.soft_vote_weight * parts[1]
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            # DDP averages the processes' gradients; times the number of processes, that average is their sum: the
+            # gradient of the whole batch's loss.
+            (loss * ranks.world).backward()
             optimizer.step()
             scheduler.step()
             step += 1
             images_done += len(rows)
-            sums += [float(loss.detach()), float(parts[0].detach()), float(parts[1].detach())]
+            batch_loss, hard_loss, vote_part, hits = summed(
+                [loss.detach(), parts[0].detach(), parts[1].detach(), hit], ranks, device)
+            sums += [batch_loss, hard_loss, vote_part]
+            correct += round(hits)
+            labelled_seen += int(has_label[rows].sum())
             if progress is not None:
                 elapsed = time.perf_counter() - loop_start
                 progress({"epoch": epoch, "epochs": config.epochs, "batch": number, "batches": len(batches),
-                          "loss": float(loss.detach()), "eta_s": elapsed / step * (total_steps - step),
+                          "loss": batch_loss, "eta_s": elapsed / step * (total_steps - step),
                           "images_per_s": images_done / elapsed if elapsed > 0 else 0.0})
         mean = sums / len(batches)
         history.append({"epoch": epoch, "loss": float(mean[0]), "hard_loss": float(mean[1]),
@@ -230,54 +261,3 @@ def _fit(model: GalaxyModel, data: TrainData, config: TrainConfig, device: torch
                         "seconds": time.perf_counter() - epoch_start})
     elapsed = time.perf_counter() - loop_start
     return history, images_done / elapsed if elapsed > 0 else 0.0
-
-
-def _optimizer(model: torch.nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
-    # Decaying biases and BatchNorm scales only pulls them towards 0, which hurts and regularises nothing (the usual
-    # practice since "Bag of Tricks", He et al. 2019).
-    decay = [p for p in model.parameters() if p.requires_grad and p.dim() > 1]
-    no_decay = [p for p in model.parameters() if p.requires_grad and p.dim() <= 1]
-    return torch.optim.AdamW([{"params": decay, "weight_decay": config.weight_decay},
-                              {"params": no_decay, "weight_decay": 0.0}], lr=config.lr)
-
-
-def _warmup_cosine(total_steps: int) -> Callable[[int], float]:
-    """LR factor per step: linear warm-up to 1, then cosine decay towards 0 at the last step."""
-    warmup = max(1, min(_MAX_WARMUP_STEPS, round(_WARMUP_FRACTION * total_steps)))
-
-    def factor(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / warmup
-        return 0.5 * (1.0 + math.cos(math.pi * (step - warmup) / max(1, total_steps - warmup)))
-
-    return factor
-
-
-def _generator(seed: int, stream: int) -> torch.Generator:
-    """An independent CPU generator per purpose (sampling, augmentation), derived from the run's seed."""
-    state = np.random.SeedSequence([seed, stream]).generate_state(1, dtype=np.uint64)[0]
-    return torch.Generator().manual_seed(int(state))
-
-
-@contextlib.contextmanager
-def _run_settings(config: TrainConfig, device: torch.device) -> Iterator[None]:
-    """Threads, seed and determinism for the run; every process-wide setting is restored afterwards."""
-    threads = torch.get_num_threads()
-    deterministic = torch.are_deterministic_algorithms_enabled()
-    warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
-    cudnn = (torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark)
-    devices = [device] if device.type == "cuda" else []
-    try:
-        with torch.random.fork_rng(devices=devices):
-            torch.manual_seed(config.seed)
-            if config.threads is not None:
-                torch.set_num_threads(config.threads)
-            if device.type == "cuda":
-                torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
-            else:
-                torch.use_deterministic_algorithms(True)
-            yield
-    finally:
-        torch.set_num_threads(threads)
-        torch.use_deterministic_algorithms(deterministic, warn_only=warn_only)
-        torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = cudnn

@@ -2,6 +2,7 @@
 pseudo-labels (mlcore.train), evaluate it on the fixed held-out split beside the previous version and a pixel
 baseline, and record the result as a new ModelVersion, activated when it beats the active one."""
 
+from functools import partial
 from pathlib import Path
 
 from django.conf import settings
@@ -10,6 +11,7 @@ from django.db.models import Count
 from labeling.models import Dataset, ExpertLabel, Job, LabelSchema, ModelVersion
 from labeling.services.jobs import JobConflict, JobReporter, job_create, jobs_mark_abandoned
 from labeling.services.model_versions import file_sha256, unique_version_name
+from labeling.services.train_processes import train_in_processes
 from labeling.services.training_data import CycleData, TrainingDataError, cycle_data
 
 RUNNING = (Job.Status.QUEUED, Job.Status.RUNNING)
@@ -117,12 +119,16 @@ def _train_and_evaluate(version: ModelVersion, job: Job, reporter: JobReporter) 
                           f"training: epoch {step['epoch']}/{step['epochs']}, batch {step['batch']}/{step['batches']}, "
                           f"loss {step['loss']:.3f}, {step['eta_s']:.0f} s left")
 
+    processes = settings.GALAXY_TRAIN_PROCESSES
+    if processes > 1:
+        reporter.progress(10, 100, f"training in {processes} processes (torchrun): starting")
+    run = train if processes == 1 else partial(train_in_processes, processes=processes)
     try:
-        trained = train(TrainData(images=train_images, hard=data.hard, hard_weight=data.hard_weight,
-                                  votes=data.votes, question_slices=data.question_slices, classes=data.classes),
-                        backbone=version.backbone, weights=base.weights_argument if base else "random",
-                        config=config, progress=progress, should_cancel=reporter.cancel_requested,
-                        checkpoint_path=checkpoint)
+        trained = run(TrainData(images=train_images, hard=data.hard, hard_weight=data.hard_weight,
+                                votes=data.votes, question_slices=data.question_slices, classes=data.classes),
+                      backbone=version.backbone, weights=base.weights_argument if base else "random",
+                      config=config, progress=progress, should_cancel=reporter.cancel_requested,
+                      checkpoint_path=checkpoint)
     except TrainingCancelled:
         raise JobCancelled() from None
     reporter.progress(92, 100, "evaluating on the held-out split")
@@ -130,7 +136,8 @@ def _train_and_evaluate(version: ModelVersion, job: Job, reporter: JobReporter) 
     metrics = evaluate_cycle(version=version, data=data, probs=probs, train_images=train_images,
                              test_images=test_images)
     metrics.update(history=trained.history, seconds=round(trained.seconds, 1),
-                   images_per_s=round(trained.images_per_s, 1), device=str(trained.device))
+                   images_per_s=round(trained.images_per_s, 1), device=str(trained.device),
+                   processes=trained.processes)
     ModelVersion.objects.filter(pk=version.pk).update(
         status=ModelVersion.Status.READY, checkpoint=str(trained.checkpoint), checkpoint_sha256=file_sha256(
             Path(trained.checkpoint)), metrics=metrics, training=data.snapshot, training_labels=data.trained_as,
