@@ -71,11 +71,19 @@ def junit_counts(path: Path) -> dict | None:
     }
 
 
-def run_pytest(backend: str, database_url: str | None, pytest_args: list[str], report_dir: Path) -> Outcome:
+# Set for the PostgreSQL pass when the SQLite pass ran: tests/conftest.py then leaves out tests/mlcore, which never
+# touches a database (mlcore cannot import Django), so running it twice would only cost time.
+DATABASE_FREE_DONE = "RUN_SUITE_DATABASE_FREE_DONE"
+
+
+def run_pytest(backend: str, database_url: str | None, pytest_args: list[str], report_dir: Path, *,
+               database_free_done: bool = False) -> Outcome:
     print(f"\n{'=' * 30} run_suite: pytest on {backend} {'=' * 30}", flush=True)
-    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", DATABASE_FREE_DONE)}
     if database_url:
         env["DATABASE_URL"] = database_url
+    if database_free_done:
+        env[DATABASE_FREE_DONE] = "1"
     report = report_dir / f"junit-{len(list(report_dir.iterdir()))}.xml"
     command = [sys.executable, "-m", "pytest", f"--junitxml={report}", *pytest_args]
     started = time.monotonic()
@@ -252,10 +260,13 @@ def main(argv: list[str]) -> int:
         if "--sqlite-only" not in flags:
             with postgres_server("--private-postgres" in flags) as (label, url):
                 if url:
-                    outcomes.append(run_pytest(label, url, pytest_args, Path(reports)))
+                    outcomes.append(run_pytest(label, url, pytest_args, Path(reports),
+                                               database_free_done="--postgres-only" not in flags))
                     ran_postgres = True
     if outcomes:
         print_table(outcomes)
+        if len(outcomes) == 2:
+            print("(tests/mlcore touches no database: it ran in the SQLite pass only)")
     if not ran_postgres and "--sqlite-only" not in flags:
         print_sqlite_only_banner()
         if flags & {"--require-postgres", "--postgres-only"}:

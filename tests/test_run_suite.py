@@ -1,6 +1,7 @@
 """The suite runner (tests/run_suite.py): its argument split, its reading of pytest's reports, the exit status,
 and a real private PostgreSQL cluster that must be gone afterwards."""
 
+import os
 import socket
 import subprocess
 import sys
@@ -104,3 +105,13 @@ def test_a_private_cluster_answers_while_open_and_is_gone_afterwards():
     with pytest.raises(OSError), socket.create_connection(("127.0.0.1", port), timeout=2):
         pass
     assert not workdir.exists()
+
+
+@pytest.mark.parametrize(("done", "expected"), [("1", "2 passed, 17 deselected"), ("", "19 passed")])
+def test_the_postgresql_pass_leaves_out_the_mlcore_tests_the_sqlite_pass_ran(done, expected):
+    env = {**os.environ, run_suite.DATABASE_FREE_DONE: done}
+    run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/mlcore/test_votes.py",
+                          "tests/labeling/test_settings.py::test_env_bool_falls_back_to_the_default_when_unset",
+                          "tests/labeling/test_settings.py::test_env_int_reads_integers_and_defaults"],
+                         cwd=run_suite.REPO_ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert expected in run.stdout, run.stdout[-2000:]
