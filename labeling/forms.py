@@ -36,8 +36,9 @@ class ExtractFeaturesForm(forms.Form):
 
 class BuildIndexForm(forms.Form):
     feature_set = FeatureSetChoiceField(queryset=_feature_sets())
-    kind = forms.ChoiceField(choices=[("auto", "auto: exact for small sets, HNSW above"), ("exact", "exact"),
-                                      ("hnsw", "HNSW (approximate)")], initial="auto")
+    kind = forms.ChoiceField(choices=[("auto", "auto: exact for small sets, HNSW above, IVF-PQ for millions"),
+                                      ("exact", "exact"), ("hnsw", "HNSW (approximate)"),
+                                      ("ivfpq", "IVF-PQ (approximate, compressed)")], initial="auto")
 
 
 class ClusterForm(forms.Form):

@@ -89,7 +89,10 @@ def neighbour_pairs(*, galaxy: Galaxy, feature_set: FeatureSet, k: int = 8) -> l
     store = opened_store(feature_set)
     if not store.has([galaxy.pk])[0]:
         return []
-    return loaded_index(feature_set).similar(store.get([galaxy.pk])[0], k, exclude_key=galaxy.pk)
+    # An ivfpq index (catalogues of millions) re-scores its best candidates exactly from the store's vectors: recall
+    # about 0.98 instead of the 0.7 its compressed codes give alone. Exact and hnsw indexes ignore rerank_from.
+    return loaded_index(feature_set).similar(store.get([galaxy.pk])[0], k, exclude_key=galaxy.pk,
+                                             rerank_from=store.get)
 
 
 def galaxy_neighbours(*, galaxy: Galaxy, feature_set: FeatureSet, k: int = 8) -> list[Neighbour]:

@@ -90,3 +90,23 @@ def test_the_pages_use_the_active_model_versions_features_else_the_latest_index(
     model_version_activate(version=first.model_version)
     assert selectors.feature_set_for(dataset=dataset) == first
     assert selectors.feature_set_for(dataset=dataset, feature_set_id=second.pk) == second
+
+
+def test_the_index_build_passes_on_the_size_from_which_auto_builds_ivfpq_from_the_settings(dataset, settings,
+                                                                                           monkeypatch):
+    from mlcore.index import NeighbourIndex
+
+    settings.GALAXY_INDEX_IVFPQ_MIN = 12
+    thresholds = []
+    fit = NeighbourIndex.fit
+
+    def recording_fit(index, vectors, keys):
+        thresholds.append(index.ivfpq_min)
+        return fit(index, vectors, keys)
+
+    monkeypatch.setattr(NeighbourIndex, "fit", recording_fit)
+
+    feature_set = indexed(extracted(dataset))
+
+    assert thresholds == [12]
+    assert feature_set.index_kind == "exact"  # exact_max (10,000) still wins over ivfpq_min for 18 galaxies

@@ -1,5 +1,5 @@
 """Build the nearest-neighbour index of a dataset's features: `python manage.py build_index --dataset NAME
-[--feature-set ID] [--kind auto|exact|hnsw]`."""
+[--feature-set ID] [--kind auto|exact|hnsw|ivfpq]`."""
 
 from django.core.management.base import BaseCommand, CommandError
 
@@ -14,8 +14,9 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--dataset", required=True, help="the dataset's name")
         parser.add_argument("--feature-set", type=int, help="the feature set's id (default: the latest)")
-        parser.add_argument("--kind", default="auto", choices=["auto", "exact", "hnsw"],
-                            help="exact search, an approximate HNSW graph, or auto (exact for small sets)")
+        parser.add_argument("--kind", default="auto", choices=["auto", "exact", "hnsw", "ivfpq"],
+                            help="exact search, an approximate HNSW graph, compressed IVF-PQ codes, or auto (exact "
+                                 "for small sets, ivfpq from GALAXY_INDEX_IVFPQ_MIN vectors)")
 
     def handle(self, *args, **options):
         feature_set = feature_set_of(dataset_named(options["dataset"]), options["feature_set"])
