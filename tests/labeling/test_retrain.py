@@ -16,7 +16,7 @@ from labeling.services.jobs import JobConflict, jobs_mark_abandoned
 from labeling.services.model_versions import ModelVersionError, model_version_activate
 from labeling.services.retrain import retrain_start, versions_dir
 from labeling.services.training_data import TrainingDataError, cycle_data
-from tests.labeling.ml_helpers import extracted, galaxy10_subset
+from tests.labeling.ml_helpers import extracted, galaxy10_subset_for_training
 
 pytestmark = pytest.mark.django_db
 TINY = {"image_size": 32, "epochs": 1}
@@ -24,7 +24,7 @@ TINY = {"image_size": 32, "epochs": 1}
 
 @pytest.fixture
 def dataset(tmp_path):
-    return galaxy10_subset(tmp_path / "import", per_class=8)
+    return galaxy10_subset_for_training(tmp_path / "import")
 
 
 def cycle(dataset, **options):

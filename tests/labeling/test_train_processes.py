@@ -15,7 +15,7 @@ from labeling.services import train_processes
 from labeling.services.model_versions import model_version_activate
 from labeling.services.retrain import retrain_start
 from mlcore.galaxy_model import load_model
-from tests.labeling.ml_helpers import galaxy10_subset
+from tests.labeling.ml_helpers import galaxy10_subset_for_training
 
 pytestmark = pytest.mark.django_db
 TINY = {"image_size": 32, "epochs": 1}
@@ -23,7 +23,7 @@ TINY = {"image_size": 32, "epochs": 1}
 
 @pytest.fixture
 def dataset(tmp_path):
-    return galaxy10_subset(tmp_path / "import", per_class=8)
+    return galaxy10_subset_for_training(tmp_path / "import")
 
 
 def cycle(dataset, messages: list | None = None) -> Job:

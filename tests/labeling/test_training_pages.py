@@ -13,7 +13,7 @@ from labeling import tasks
 from labeling.models import Dataset, ExpertLabel, FeatureSet, Job, LabelSchema, ModelVersion
 from labeling.services.retrain import retrain_start
 from labeling.views import training as training_views
-from tests.labeling.ml_helpers import galaxy10_subset
+from tests.labeling.ml_helpers import galaxy10_subset_for_training
 
 pytestmark = pytest.mark.django_db
 TINY = {"image_size": 32, "epochs": 1}
@@ -24,7 +24,7 @@ PRETRAIN = {"pretrain-backbone": "resnet18", "pretrain-image_size": 32, "pretrai
 
 @pytest.fixture
 def dataset(tmp_path):
-    return galaxy10_subset(tmp_path / "import", per_class=8)
+    return galaxy10_subset_for_training(tmp_path / "import")
 
 
 @pytest.fixture
