@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import math
 import os
 import platform
 import sys
@@ -40,7 +39,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 sys.path.insert(0, str(REPO_ROOT / "bench"))
 
-from extraction import demo_images  # noqa: E402  (the bundled real galaxies, as bench/extraction.py reads them)
+from extraction import decode_ms, demo_images  # noqa: E402  (the bundled real galaxies, as bench/extraction.py reads them)
 
 from mlcore.backbone import BACKBONES, build_backbone  # noqa: E402
 from mlcore.data import ImageFiles, make_loader, make_transform  # noqa: E402
@@ -109,18 +108,6 @@ def run_once(model, loader, *, device: torch.device, dim: int, limit: int | None
     return elapsed
 
 
-def decode_ms(unique: list[Path], size: int) -> float:
-    """Milliseconds for one process to read, decode and transform one file (best of 2 passes over the files)."""
-    files = ImageFiles(unique, np.arange(len(unique)), make_transform(size))
-    best = math.inf
-    for _ in range(2):
-        started = time.perf_counter()
-        for index in range(len(files)):
-            files[index]
-        best = min(best, time.perf_counter() - started)
-    return best / len(files) * 1e3
-
-
 def measure(name: str, size: int, paths: list[Path], unique: list[Path], *, device: torch.device, batch_size: int,
             workers: int, rounds: int, threads: int) -> dict:
     """One row of the results: the best of ``rounds`` timed runs after a one-batch warm-up."""
@@ -141,7 +128,7 @@ def measure(name: str, size: int, paths: list[Path], unique: list[Path], *, devi
         "images": len(paths), "rounds": rounds, "spread": max(times) / best,
         "batch_size": batch_size, "loader_workers": workers, "threads": threads,
         "peak_rss_mb": peak_rss_mb(),
-        "decode_ms_per_image": decode_ms(unique, size),
+        "decode_ms_per_image": decode_ms(unique, make_transform(size)),
         "measured_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "load_average_after": os.getloadavg()[0],
     }

@@ -9,11 +9,11 @@ from mlcore.store import FeatureStore
 DIM = 32
 
 
-def clustered(n: int, *, seed: int = 0, clusters: int = 10) -> np.ndarray:
+def clustered(n: int, *, seed: int = 0, clusters: int = 10, dim: int = DIM) -> np.ndarray:
     """Non-negative vectors around a few centres, like ReLU features of a handful of morphologies."""
     rng = np.random.default_rng(seed)
-    centres = rng.standard_normal((clusters, DIM)) * 2
-    points = centres[rng.integers(clusters, size=n)] + rng.standard_normal((n, DIM))
+    centres = rng.standard_normal((clusters, dim)) * 2
+    points = centres[rng.integers(clusters, size=n)] + rng.standard_normal((n, dim))
     return np.maximum(points, 0).astype(np.float32)
 
 

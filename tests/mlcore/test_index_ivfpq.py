@@ -6,17 +6,15 @@ import pytest
 from mlcore.index import NeighbourIndex
 from mlcore.index_ivfpq import TRAIN_MAX_ROWS, IvfpqShape, ivfpq_shape
 from mlcore.store import FeatureStore
+from tests.mlcore.test_index import clustered as clustered_vectors
 
 DIM = 64
 N = 4000
 
 
 def clustered(n: int, *, seed: int = 0, clusters: int = 10) -> np.ndarray:
-    """Non-negative vectors around a few centres, like ReLU features of a handful of morphologies."""
-    rng = np.random.default_rng(seed)
-    centres = rng.standard_normal((clusters, DIM)) * 2
-    points = centres[rng.integers(clusters, size=n)] + rng.standard_normal((n, DIM))
-    return np.maximum(points, 0).astype(np.float32)
+    """test_index's clustered vectors, at this file's dimension (IVF-PQ needs dim/8 sub-quantisers)."""
+    return clustered_vectors(n, seed=seed, clusters=clusters, dim=DIM)
 
 
 VECTORS = clustered(N)
