@@ -35,11 +35,11 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
+from mlcore.pixels import to_rgb
+
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 MIN_IMAGE_SIZE, MAX_IMAGE_SIZE = 32, 424
-
-_SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I", "F")
 
 
 def load_rgb(source: str | os.PathLike | bytes, *, min_size: int | None = None) -> Image.Image:
@@ -74,28 +74,10 @@ def load_rgb(source: str | os.PathLike | bytes, *, min_size: int | None = None) 
         if min_size and image.format in ("JPEG", "MPO"):  # MPO: multi-picture JPEG from cameras
             image.draft(None, (min_size, min_size))
         image.load()
-        return _to_rgb(image)
+        return to_rgb(image)
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
         # Pillow reports truncation and bad headers as OSError/SyntaxError, which would read as disk trouble.
         raise ValueError(f"{name}: not a readable image ({exc})") from exc
-
-
-def _to_rgb(image: Image.Image) -> Image.Image:
-    if image.mode == "RGB":
-        return image
-    if image.mode in _SIXTEEN_BIT_MODES:
-        values = np.asarray(image, dtype=np.float64)
-        low, high = float(values.min()), float(values.max())
-        scaled = (values - low) * (255.0 / (high - low)) if high > low else np.zeros_like(values)
-        return Image.fromarray(np.rint(scaled).astype(np.uint8)).convert("RGB")
-    if image.mode == "P" and "transparency" in image.info:
-        image = image.convert("RGBA")
-    if image.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
-        rgba = image.convert("RGBA")
-        background = Image.new("RGB", rgba.size, (0, 0, 0))
-        background.paste(rgba, mask=rgba.getchannel("A"))
-        return background
-    return image.convert("RGB")
 
 
 class ImageTransform:
@@ -120,7 +102,7 @@ class ImageTransform:
 
     def __call__(self, image: Image.Image) -> torch.Tensor:
         if image.mode != "RGB":
-            image = _to_rgb(image)
+            image = to_rgb(image)
         width, height = image.size
         side = max(1.0, min(width, height) * self.crop_fraction)
         left, top = (width - side) / 2, (height - side) / 2
