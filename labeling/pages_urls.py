@@ -2,12 +2,11 @@
 
 from django.contrib.auth import views as auth_views
 from django.urls import path
-from django.views.generic import RedirectView
 
 from labeling import views
 
 urlpatterns = [
-    path("", RedirectView.as_view(pattern_name="dataset-list", permanent=False)),
+    path("", views.home, name="home"),
     path("login/", auth_views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("datasets/", views.dataset_list, name="dataset-list"),

@@ -166,7 +166,7 @@ SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = env_bool("DJANGO_SECURE_COOKIES", n
 SECURE_PROXY_SSL_HEADER = _proxy_ssl_header()
 
 LOGIN_URL = "login"
-LOGIN_REDIRECT_URL = "dataset-list"
+LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
 
 # Images larger than this many pixels are refused at import: a decompression bomb would otherwise exhaust memory.

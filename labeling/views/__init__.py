@@ -1,5 +1,6 @@
 """Browser pages, one module per area. Each view parses its input, calls a selector or a service, and renders."""
 
+from labeling.views.access import home
 from labeling.views.agreement import agreement, review, review_resolve
 from labeling.views.catalogue import dataset_list, galaxy_detail, galaxy_list, tree_detail, tree_list
 from labeling.views.classify import classify_home, classify_next_view, classify_page, classify_submit_view
@@ -11,7 +12,7 @@ from labeling.views.simulations import simulation_detail, simulation_list
 from labeling.views.training import training_activate, training_curve, training_page, training_pretrain, training_start
 
 __all__ = [
-    "agreement", "classify_home", "classify_next_view", "classify_page", "classify_submit_view", "review",
+    "agreement", "classify_home", "home", "classify_next_view", "classify_page", "classify_submit_view", "review",
     "review_resolve", "simulation_detail", "simulation_list",
     "clustering_detail", "clustering_list", "dataset_list", "galaxy_detail", "galaxy_list", "galaxy_similar",
     "galaxy_thumbnail", "job_cancel_view", "job_list", "job_rerun_view", "job_start", "job_status", "label_home",

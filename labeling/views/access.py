@@ -4,6 +4,7 @@ from functools import wraps
 
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
+from django.shortcuts import redirect
 
 from labeling.services.labels import user_is_expert
 
@@ -16,7 +17,7 @@ def staff_required(view):
         if not request.user.is_authenticated:
             return redirect_to_login(request.get_full_path())
         if not request.user.is_staff:
-            raise PermissionDenied("only admins may start, cancel or re-run jobs")
+            raise PermissionDenied("only admins may do this")
         return view(request, *args, **kwargs)
 
     return guarded
@@ -34,3 +35,9 @@ def expert_required(view):
         return view(request, *args, **kwargs)
 
     return guarded
+
+
+def home(request):
+    """Where "/" and signing in lead: the datasets for experts and admins, the classify pages for everyone else
+    (volunteers may not browse the labelled catalogue, so landing there would be a 403)."""
+    return redirect("dataset-list" if user_is_expert(request.user) else "classify-home")

@@ -1,5 +1,8 @@
 """Browser pages: the dataset list, the galaxy grid, a galaxy's page and the decision trees. Each parses its
-input, calls one selector and renders; the reads live in labeling/selectors.py."""
+input, calls one selector and renders; the reads live in labeling/selectors.py.
+
+The galaxy pages show expert labels, consensus and neighbours: experts and admins only, as in the API. Everyone
+signed in reads the decision trees they classify with."""
 
 from django import forms
 from django.conf import settings
@@ -10,6 +13,7 @@ from django.shortcuts import render
 
 from labeling import selectors
 from labeling.models import Clustering, Dataset, DecisionTree, Galaxy, LabelSchema
+from labeling.views.access import expert_required
 
 NEIGHBOURS_SHOWN = 8
 
@@ -61,12 +65,12 @@ class GalaxyFilterForm(forms.Form):
         return "class" if field_name == "expert_class" else super().add_prefix(field_name)
 
 
-@login_required
+@expert_required
 def dataset_list(request):
     return render(request, "labeling/dataset_list.html", {"datasets": selectors.dataset_list()})
 
 
-@login_required
+@expert_required
 def galaxy_list(request):
     form = GalaxyFilterForm(request.GET)
     if form.is_valid():
@@ -91,7 +95,7 @@ def galaxy_list(request):
     return render(request, "labeling/galaxy_list.html", {"form": form, "page": page, "page_range": page_range})
 
 
-@login_required
+@expert_required
 def galaxy_detail(request, galaxy_id: int):
     try:
         detail = selectors.galaxy_detail(galaxy_id=galaxy_id)

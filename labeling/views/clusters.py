@@ -1,6 +1,5 @@
-"""The cluster gallery and the 2-D map pages."""
+"""The cluster gallery and the 2-D map pages: experts and admins only, as in the API."""
 
-from django.contrib.auth.decorators import login_required
 from django.http import JsonResponse
 from django.shortcuts import get_object_or_404, render
 from django.views.decorators.cache import cache_control
@@ -8,6 +7,7 @@ from django.views.decorators.cache import cache_control
 from labeling import selectors
 from labeling.models import Dataset, Embedding, LabelSchema
 from labeling.services.labels import user_is_expert
+from labeling.views.access import expert_required
 
 
 def bulk_label_context(request) -> dict:
@@ -23,7 +23,7 @@ def _dataset(request) -> Dataset | None:
     return get_object_or_404(Dataset, slug=slug) if slug else None
 
 
-@login_required
+@expert_required
 def clustering_list(request):
     dataset = _dataset(request)
     return render(request, "labeling/clustering_list.html", {
@@ -32,7 +32,7 @@ def clustering_list(request):
     })
 
 
-@login_required
+@expert_required
 def clustering_detail(request, clustering_id: int):
     clustering = get_object_or_404(selectors.clustering_list(), pk=clustering_id)
     return render(request, "labeling/clustering_detail.html", {
@@ -42,20 +42,20 @@ def clustering_detail(request, clustering_id: int):
     })
 
 
-@login_required
+@expert_required
 def map_list(request):
     dataset = _dataset(request)
     return render(request, "labeling/map_list.html", {"maps": selectors.embedding_list(dataset=dataset),
                                                       "dataset": dataset})
 
 
-@login_required
+@expert_required
 def map_detail(request, map_id: int):
     embedding = get_object_or_404(selectors.embedding_list(), pk=map_id)
     return render(request, "labeling/map_detail.html", {"map": embedding})
 
 
-@login_required
+@expert_required
 @cache_control(private=True, max_age=300)
 def map_points(request, map_id: int):
     embedding = get_object_or_404(Embedding, pk=map_id)

@@ -1,10 +1,9 @@
 """The Jobs page: start feature extraction, indexes, clusterings, maps, probability-model refits and queue
 rebuilds; watch their progress; cancel or re-run.
 
-Everyone signed in may watch; starting, cancelling and re-running are for staff (admins)."""
+Experts and admins may watch; starting, cancelling and re-running are for staff (admins)."""
 
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
 from django.http import JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -25,7 +24,7 @@ from labeling.services.jobs import job_cancel, job_rerun, jobs_mark_abandoned
 from labeling.services.ml_jobs import clustering_start, embedding_start, extraction_start, index_start
 from labeling.services.model_versions import ModelVersionError, model_version_get_or_create
 from labeling.services.queue import queue_build_start
-from labeling.views.access import staff_required
+from labeling.views.access import expert_required, staff_required
 
 FORMS = {
     Job.Kind.EXTRACT_FEATURES: ExtractFeaturesForm,
@@ -77,7 +76,7 @@ def job_link(job: Job) -> str | None:
     return None
 
 
-@login_required
+@expert_required
 def job_list(request, forms=None):
     jobs_mark_abandoned()
     jobs = list(Job.objects.select_related("dataset", "created_by")[:JOBS_SHOWN])
@@ -132,7 +131,7 @@ def job_rerun_view(request, job_id: int):
     return redirect("job-list")
 
 
-@login_required
+@expert_required
 def job_status(request):
     """Live progress for the Jobs page: the listed jobs' status, progress and message."""
     jobs_mark_abandoned()

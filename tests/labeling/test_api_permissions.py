@@ -7,65 +7,38 @@ and write their own labels; admins do everything, withdrawing anyone's label inc
 expert's label. A denied anonymous caller gets 401 (the token authentication comes first, so DRF asks for a token);
 a denied signed-in caller gets 403; an allowed one gets the status of the row (never 401, 403 or 5xx)."""
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import pytest
-from django.conf import settings
-from django.contrib.auth.models import User
 from django.db import transaction
-from django.http import HttpRequest
-from django.middleware.csrf import get_token
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from rest_framework.authtoken.models import Token
 
-from labeling.models import ExpertLabel, Job, QueueEntry, VolunteerClassification
+from labeling.models import ExpertLabel, VolunteerClassification
 from labeling.services.labels import expert_label_set
-from labeling.services.queue import queue_build, queue_build_start
-from tests.labeling.api_helpers import SMOOTH_ROUND, World, api_world
-from tests.labeling.queue_helpers import policy
+from tests.labeling.api_helpers import SMOOTH_ROUND, api_world
+from tests.labeling.permission_helpers import (
+    ADMIN,
+    EVERYONE,
+    READERS,
+    ROLES,
+    SIGNED_IN,
+    Context,
+    as_json,
+    client_for,
+    context_for,
+    csrf_client,
+    send,
+)
 
 pytestmark = pytest.mark.django_db
-
-ROLES = ("anonymous", "volunteer", "outsider", "expert", "second_expert", "admin")
-EVERYONE = frozenset(ROLES)
-SIGNED_IN = EVERYONE - {"anonymous"}
-READERS = frozenset({"expert", "second_expert", "admin"})
-ADMIN = frozenset({"admin"})
 
 # With TokenAuthentication first in DEFAULT_AUTHENTICATION_CLASSES, DRF answers a caller without credentials with
 # 401 and "WWW-Authenticate: Token" (with SessionAuthentication first it would be 403 and no header).
 ANONYMOUS_DENIED = 401
 SIGNED_IN_DENIED = 403
-
-
-@dataclass
-class Context:
-    """What a request needs: the world, the users by role, and the objects each role acts on."""
-
-    world: World
-    users: dict[str, User | None]
-    job: Job
-
-    def user(self, role: str) -> User | None:
-        return self.users[role]
-
-    def actor(self, role: str) -> User:
-        """The role's user when it may label, else the expert: a denied role acts on a real expert's objects."""
-        return self.users[role] if role in READERS else self.users["expert"]
-
-    def galaxy(self, index: int = 0):
-        return self.world.dataset.galaxies.order_by("pk")[index]
-
-    def own_label(self, role: str) -> ExpertLabel:
-        """A galaxy10 label in force, given by the role's user (or by the expert, for a role that cannot label)."""
-        return expert_label_set(galaxy=self.galaxy(5), schema=self.world.schema,
-                                label_class=self.world.schema.classes.get(key="5"), expert=self.actor(role))
-
-    def own_entry(self, role: str) -> QueueEntry:
-        return QueueEntry.objects.filter(expert=self.actor(role), status=QueueEntry.Status.PENDING).first()
 
 
 Request = Callable[[Context, str], tuple[str, dict | None]]
@@ -216,31 +189,8 @@ def world(tmp_path):
 
 @pytest.fixture
 def context(world, volunteer, outsider, expert, second_expert, admin_user) -> Context:
-    users = {"anonymous": None, "volunteer": volunteer, "outsider": outsider, "expert": expert,
-             "second_expert": second_expert, "admin": admin_user}
-    policy(world.dataset, batch_size=3, double_label_share=0)
-    queue_build(dataset=world.dataset, schema=world.schema, experts=[expert, second_expert, admin_user],
-                strategy="random")
-    job = queue_build_start(dataset=world.dataset, schema=world.broad, user=admin_user)
-    return Context(world, users, job)
-
-
-def client_for(user: User | None, **kwargs) -> Client:
-    client = Client(**kwargs)
-    if user is not None:
-        client.force_login(user)
-    return client
-
-
-def send(client: Client, method: str, path: str, body: dict | None):
-    response = client.generic(method, path, data=_json(body), content_type="application/json")
-    if getattr(response, "streaming", False):
-        b"".join(response.streaming_content)  # a streamed export fails while it streams, not before
-    return response
-
-
-def _json(body: dict | None) -> str:
-    return json.dumps(body) if body is not None else ""
+    return context_for(world, volunteer=volunteer, outsider=outsider, expert=expert, second_expert=second_expert,
+                       admin_user=admin_user)
 
 
 def test_each_endpoint_admits_exactly_the_roles_its_row_names(context, subtests):
@@ -339,7 +289,7 @@ def test_a_token_in_the_authorization_header_works_without_a_csrf_token(context,
     assert given.status_code == 200
     header = {"HTTP_AUTHORIZATION": f"Token {given.json()['token']}"}
     path, body = label_body(context, "expert")
-    response = client.post(path, _json(body), content_type="application/json", **header)
+    response = client.post(path, as_json(body), content_type="application/json", **header)
     assert response.status_code == 201, response.content
     assert ExpertLabel.objects.filter(pk=response.json()["id"], expert=expert).exists()
 
@@ -369,30 +319,41 @@ def test_an_anonymous_caller_is_told_to_authenticate(context):
     assert response.json() == {"detail": "Authentication credentials were not provided."}
 
 
-def csrf_client(user: User) -> tuple[Client, dict]:
-    """A signed-in client that checks CSRF like a browser, and the header a page would send with its cookie."""
-    client = client_for(user, enforce_csrf_checks=True)
-    request = HttpRequest()
-    masked = get_token(request)
-    client.cookies[settings.CSRF_COOKIE_NAME] = request.META["CSRF_COOKIE"]
-    return client, {"HTTP_X_CSRFTOKEN": masked}
-
-
 def test_a_session_post_without_a_csrf_token_is_refused(context, expert, volunteer):
     client, csrf = csrf_client(expert)
     path, body = label_body(context, "expert")
-    refused = client.post(path, _json(body), content_type="application/json")
+    refused = client.post(path, as_json(body), content_type="application/json")
     assert refused.status_code == 403 and "CSRF" in refused.json()["detail"]
     assert not ExpertLabel.objects.filter(expert=expert).exists()
-    accepted = client.post(path, _json(body), content_type="application/json", **csrf)
+    accepted = client.post(path, as_json(body), content_type="application/json", **csrf)
     assert accepted.status_code == 201, accepted.content
 
     client, csrf = csrf_client(volunteer)
     path, body = EXPECTED[("api-classification-list", "POST")].request(context, "volunteer")
     before = VolunteerClassification.objects.count()
-    assert client.post(path, _json(body), content_type="application/json").status_code == 403
+    assert client.post(path, as_json(body), content_type="application/json").status_code == 403
     assert VolunteerClassification.objects.count() == before
-    assert client.post(path, _json(body), content_type="application/json", **csrf).status_code == 201
+    assert client.post(path, as_json(body), content_type="application/json", **csrf).status_code == 201
+
+
+def test_every_unsafe_call_in_a_session_needs_the_csrf_token(context, subtests):
+    """Each POST, PUT, PATCH and DELETE row, sent by a role it allows from a signed-in browser session."""
+    clients = {role: csrf_client(context.user(role)) for role in ("volunteer", "expert", "admin")}
+    unsafe = [(key, row) for key, row in EXPECTED.items() if key[1] in ("POST", "PUT", "PATCH", "DELETE")]
+    assert len(unsafe) >= 10  # the table has them; an empty sweep would prove nothing
+    for (name, method), row in unsafe:
+        role = next(role for role in ("expert", "admin", "volunteer") if role in row.allowed)
+        client, csrf = clients[role]
+        with subtests.test(msg=f"{method} {name} as {role}"):
+            answers = []
+            for header in ({}, csrf):
+                with transaction.atomic():  # both meet the same world
+                    path, body = row.request(context, role)
+                    answers.append(send(client, method, path, body, **header))
+                    transaction.set_rollback(True)
+            refused, accepted = answers
+            assert refused.status_code == 403 and "CSRF" in refused.json()["detail"], refused.content[:200]
+            assert accepted.status_code == row.ok, accepted.content[:200]
 
 
 def test_head_and_options_follow_the_read_rule(context, volunteer, expert):

@@ -1,5 +1,5 @@
 """The bulk-labelling controls on the cluster gallery and the similar-galaxies grid: a checkbox per galaxy, a
-"select all" per group and the toolbar for experts, nothing of it for volunteers, and pages whose number of queries
+"select all" per group and the toolbar for experts, pages volunteers may not open, and pages whose number of queries
 does not grow with the number of galaxies shown."""
 
 import pytest
@@ -58,11 +58,11 @@ def test_an_expert_can_tick_every_galaxy_of_the_similar_grid(client, expert, dat
     assert 'id="bulk-toolbar"' in html and "js/bulk_label.js" in html
 
 
-def test_a_volunteer_sees_the_pages_without_any_bulk_control(client, volunteer, dataset, feature_set):
+def test_a_volunteer_may_not_open_the_pages_nor_see_any_bulk_control(client, volunteer, dataset, feature_set):
     clustering = clustered(feature_set, k=3)
     client.force_login(volunteer)
     for response in (gallery(client, clustering), similar(client, dataset, 12)):
-        assert response.status_code == 200
+        assert response.status_code == 403
         html = response.content.decode()
         assert "bulk-check" not in html and "bulk-all" not in html and "bulk-toolbar" not in html
         assert "bulk_label.js" not in html
