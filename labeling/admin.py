@@ -129,6 +129,18 @@ class ExpertLabelAdmin(admin.ModelAdmin):
     raw_id_fields = ["galaxy", "expert"]
     list_select_related = ["galaxy__dataset", "schema", "label_class", "expert"]
 
+    # Read-only here: an edit in the admin would rewrite an expert's label in place (no history, and admins would
+    # change other experts' labels, which nobody may do). Labels change through the labelling page and the API,
+    # which keep the history; admins withdraw labels there.
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
 
 @admin.register(models.ModelVersion)
 class ModelVersionAdmin(admin.ModelAdmin):

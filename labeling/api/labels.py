@@ -111,8 +111,11 @@ class ExpertLabelViewSet(mixins.CreateModelMixin, mixins.UpdateModelMixin, mixin
             raise serializers.ValidationError({"label_class": [f"{key!r} is not a class of schema "
                                                                f"{label.schema.name!r}"]})
         note = change.validated_data.get("note", label.note)
-        new = labelling.label_give(expert=request.user, galaxy=label.galaxy, schema=label.schema,
-                                   label_class=label_class, note=note)
+        try:  # checked again under the galaxy's lock: a change or withdrawal at the same instant may win
+            new = labelling.label_give(expert=request.user, galaxy=label.galaxy, schema=label.schema,
+                                       label_class=label_class, note=note, replaces=label)
+        except LabelNotCurrent as error:
+            return Response({"detail": str(error)}, status=status.HTTP_409_CONFLICT)
         return self._shown(new, status.HTTP_200_OK)
 
     def destroy(self, request, *args, **kwargs):

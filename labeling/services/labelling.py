@@ -17,20 +17,23 @@ from labeling.models import (
 from labeling.selectors import queue as reads
 from labeling.services.classifier import labels_arrived
 from labeling.services.jobs import JobConflict
-from labeling.services.labels import expert_label_set, user_is_expert
+from labeling.services.labels import expert_label_set, galaxy_lock, user_is_expert
 from labeling.services.queue import entry_finish, queue_build_start
 
 
-def label_give(*, expert, galaxy: Galaxy, schema: LabelSchema, label_class: LabelClass, note: str = "") -> ExpertLabel:
+def label_give(*, expert, galaxy: Galaxy, schema: LabelSchema, label_class: LabelClass, note: str = "",
+               replaces: ExpertLabel | None = None) -> ExpertLabel:
     """The expert's label for a galaxy from their queue (or anywhere): saved, the queue entry closed, and a refit
-    of the probability model started when enough new labels have arrived.
+    of the probability model started when enough new labels have arrived. ``replaces``: the label being changed.
 
     Raises:
         PermissionDenied: for a user who is not an expert.
         ValidationError: for a class of another schema.
+        LabelNotCurrent: when ``replaces`` was replaced or withdrawn in the meantime.
     """
     with transaction.atomic():
-        label = expert_label_set(galaxy=galaxy, schema=schema, label_class=label_class, expert=expert, note=note)
+        label = expert_label_set(galaxy=galaxy, schema=schema, label_class=label_class, expert=expert, note=note,
+                                 replaces=replaces)
         entry_finish(expert=expert, dataset=galaxy.dataset, schema=schema, galaxy_id=galaxy.pk,
                      status=QueueEntry.Status.DONE)
     labels_arrived(dataset=galaxy.dataset, schema=schema)
@@ -59,11 +62,17 @@ def label_undo(*, expert, dataset: Dataset, schema: LabelSchema) -> tuple[Expert
 
     An undone label is removed rather than kept as history: it was a slip of the key, not an opinion.
     """
-    last = (ExpertLabel.objects.select_for_update().select_related("galaxy", "label_class")
-            .filter(expert=expert, schema=schema, galaxy__dataset=dataset, superseded_at__isnull=True)
-            .order_by("-created_at", "-pk").first())
-    if last is None:
+    latest = (ExpertLabel.objects.filter(expert=expert, schema=schema, galaxy__dataset=dataset,
+                                         superseded_at__isnull=True).order_by("-created_at", "-pk"))
+    galaxy_id = latest.values_list("galaxy_id", flat=True).first()
+    if galaxy_id is None:
         return None
+    # The galaxy's lock first, as every label write takes it (expert_label_set): a label given to the galaxy at
+    # the same instant then waits, and sees the label this brings back, instead of inserting a second current one.
+    galaxy_lock(galaxy_id)
+    last = latest.select_for_update(of=("self",)).select_related("galaxy", "label_class").first()
+    if last is None or last.galaxy_id != galaxy_id:
+        return None  # undone, or overtaken by a newer label, at the same instant: nothing left to undo here
     replaced = (ExpertLabel.objects.filter(expert=expert, schema=schema, galaxy=last.galaxy,
                                            superseded_at=last.created_at).order_by("-created_at").first())
     last.delete()
@@ -98,7 +107,9 @@ def labels_bulk(*, expert, schema: LabelSchema, label_class: LabelClass, galaxy_
         raise ValidationError({"galaxies": f"no galaxy with id {', '.join(map(str, missing[:10]))}"})
     labelled = unchanged = 0
     with transaction.atomic():
-        for galaxy in galaxies.values():
+        # In id order: each label locks its galaxy until the end, and two bulk requests sharing galaxies must take
+        # the locks in the same order, or each could hold one the other waits for (a deadlock).
+        for _, galaxy in sorted(galaxies.items()):
             before = ExpertLabel.objects.filter(galaxy=galaxy, schema=schema, expert=expert,
                                                 superseded_at__isnull=True).values_list("pk", flat=True).first()
             label = expert_label_set(galaxy=galaxy, schema=schema, label_class=label_class, expert=expert,

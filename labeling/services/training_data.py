@@ -2,9 +2,11 @@
 included), volunteer vote counts of the dataset's decision tree, and pseudo-labels the current probability model
 is confident about; split by a fixed held-out mask that training never sees."""
 
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
+from django.db import connection, transaction
 from django.db.models import Count
 
 from labeling.models import (
@@ -95,13 +97,38 @@ def _pseudo_labels(dataset: Dataset, schema: LabelSchema, threshold: float, elig
         if galaxy_id in eligible}
 
 
+@contextmanager
+def _one_point_in_time():
+    """On PostgreSQL outside any transaction (a worker), a read-only REPEATABLE READ transaction: every query of
+    the cycle's data then sees the database as it was at the first one. Under READ COMMITTED each query sees what
+    was committed when it started, so labels given while the data are read would be in some queries (labels) and
+    not in others (images, resolutions, pseudo-labels), and the snapshot recorded would match no moment. Inside a
+    caller's transaction, that transaction decides. SQLite is left in autocommit: a long read transaction there
+    would hold off every writer (labels) until it ends."""
+    if connection.vendor != "postgresql" or connection.in_atomic_block:
+        yield
+        return
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        yield
+
+
 def cycle_data(*, dataset: Dataset, schema: LabelSchema, pseudo_threshold: float, pseudo_weight: float,
                held_out_fraction: float = HELD_OUT_FRACTION) -> CycleData:
-    """The arrays of one retrain cycle.
+    """The arrays of one retrain cycle, read at one point in time (see _one_point_in_time); labels given while
+    they are read are left to the next cycle.
 
     Raises:
         TrainingDataError: fewer than two classes among the training labels, or no labelled galaxy held out.
     """
+    with _one_point_in_time():
+        return _read_cycle_data(dataset=dataset, schema=schema, pseudo_threshold=pseudo_threshold,
+                                pseudo_weight=pseudo_weight, held_out_fraction=held_out_fraction)
+
+
+def _read_cycle_data(*, dataset: Dataset, schema: LabelSchema, pseudo_threshold: float, pseudo_weight: float,
+                     held_out_fraction: float) -> CycleData:
     from mlcore.evaluate import held_out_mask
 
     paths = image_paths(dataset)

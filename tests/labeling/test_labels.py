@@ -1,6 +1,7 @@
 import pytest
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
+from django.urls import reverse
 
 from labeling.models import ExpertLabel
 from labeling.services.labels import expert_label_set, user_is_expert
@@ -84,3 +85,21 @@ def test_imported_labels_are_kept_per_provenance(schema):
     expert_label_set(galaxy=galaxy, schema=schema, label_class=cls(schema, "elliptical"), expert=None,
                      provenance="imported from b.csv")
     assert ExpertLabel.objects.count() == 2
+
+
+def test_the_admin_site_shows_labels_but_edits_none(client, schema, expert, admin_user):
+    label = expert_label_set(galaxy=make_galaxies(1)[0], schema=schema, expert=expert,
+                             label_class=cls(schema, "spiral"))
+    client.force_login(admin_user)
+    change_url = reverse("admin:labeling_expertlabel_change", args=[label.pk])
+    page = client.get(change_url)
+    assert page.status_code == 200 and b'name="label_class"' not in page.content  # shown read-only
+    other = cls(schema, "elliptical")
+    refused = client.post(change_url, {"galaxy": label.galaxy_id, "schema": schema.pk, "label_class": other.pk,
+                                       "expert": expert.pk, "provenance": "web"})
+    assert refused.status_code == 403
+    delete_url = reverse("admin:labeling_expertlabel_delete", args=[label.pk])
+    assert client.post(delete_url, {"post": "yes"}).status_code == 403
+    assert client.get(reverse("admin:labeling_expertlabel_add")).status_code == 403
+    label.refresh_from_db()
+    assert label.label_class.key == "spiral" and label.is_current
