@@ -49,7 +49,9 @@ class StrictBooleanField(forms.NullBooleanField):
             return True
         if text in ("false", "0"):
             return False
-        raise forms.ValidationError(f"{value!r} is not a boolean: use true or false")
+        # The value goes in params, not in the message: django-filter formats the message with %, and a value
+        # holding a % (?current=100%) made that formatting fail with a 500.
+        raise forms.ValidationError("%(value)r is not a boolean: use true or false", params={"value": value})
 
     def validate(self, value):
         pass
@@ -84,7 +86,8 @@ class UtcIsoDateTimeField(filters.fields.IsoDateTimeField):
         try:
             return moment.astimezone(datetime.UTC)
         except OverflowError:  # e.g. 0001-01-01T00:00+05:00, before the first representable UTC time
-            raise forms.ValidationError(f"{value!r} lies outside the times this server can compare") from None
+            raise forms.ValidationError("%(value)r lies outside the times this server can compare",
+                                        params={"value": value}) from None
 
 
 @extend_schema_field(OpenApiTypes.DATETIME)

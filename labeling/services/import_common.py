@@ -6,6 +6,7 @@ Readers only read: they return a Plan of checked candidates and a list of proble
 
 import csv
 import math
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,11 +14,20 @@ from pathlib import Path
 from django.core.exceptions import SuspiciousFileOperation
 from django.utils.text import get_valid_filename, slugify
 
-from labeling.models import Dataset, Galaxy, LabelSchema
+from labeling.models import Dataset, Galaxy, LabelClass, LabelSchema
 from labeling.services.importing import ImportFailed
 from labeling.services.schemas import SHIPPED_SCHEMAS_DIR, SchemaDefinitionError, read_schema_file
 
 EXTERNAL_ID_MAX = Galaxy._meta.get_field("external_id").max_length
+DATASET_NAME_MAX = Dataset._meta.get_field("name").max_length
+SCHEMA_NAME_MAX = LabelSchema._meta.get_field("name").max_length
+CLASS_KEY_MAX = LabelClass._meta.get_field("key").max_length
+CLASS_NAME_MAX = LabelClass._meta.get_field("name").max_length
+# PostgreSQL refuses a NUL character in any text (and in JSON); SQLite stores it. Refused up front on both, with the
+# row and column, rather than as a database error halfway through the writing.
+NUL = "\x00"
+NUL_MESSAGE = "contains a NUL character, which cannot be stored"
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 @dataclass
@@ -72,7 +82,25 @@ def schema_slug(name: str) -> str:
     slug = slugify(name)
     if not slug:
         raise ImportFailed([f"--schema {name!r}: not a usable schema name"])
+    if len(slug) > SCHEMA_NAME_MAX:
+        raise ImportFailed([f"--schema {name[:40]!r}...: a schema name is at most {SCHEMA_NAME_MAX} characters"])
     return slug
+
+
+def dataset_name_checked(name: str) -> str:
+    """``name`` stripped, when it can be a Dataset's name.
+
+    Raises:
+        ImportFailed: empty, longer than the column, or with a control character.
+    """
+    name = name.strip()
+    if not name:
+        raise ImportFailed(["a dataset needs a name"])
+    if len(name) > DATASET_NAME_MAX:
+        raise ImportFailed([f"dataset name {name[:40]!r}...: a dataset name is at most {DATASET_NAME_MAX} characters"])
+    if CONTROL_CHARACTERS.search(name):
+        raise ImportFailed([f"dataset name {name!r}: contains a control character"])
+    return name
 
 
 def schema_fixed_keys(name: str) -> set[str] | None:
@@ -108,6 +136,7 @@ def csv_rows(path: Path, *, required: list[str]) -> Iterator[tuple[int, dict[str
                       for column in required if column not in header]
             faults += [problem(f"{name}, row 1", column, "column appears twice")
                        for column in sorted({c for c in header if header.count(c) > 1})]
+            faults += [problem(f"{name}, row 1", column, NUL_MESSAGE) for column in header if NUL in column]
             if faults:
                 raise ImportFailed(faults)
             for number, fields in enumerate(reader, start=2):
@@ -118,6 +147,9 @@ def csv_rows(path: Path, *, required: list[str]) -> Iterator[tuple[int, dict[str
                     fault = f"{name}, row {number}: {len(fields)} fields but the header has {len(header)}"
                     fields = fields[:len(header)]
                 fields += [""] * (len(header) - len(fields))
+                if fault is None and NUL in "".join(fields):
+                    column = next(column for column, value in zip(header, fields, strict=True) if NUL in value)
+                    fault = problem(f"{name}, row {number}", column, NUL_MESSAGE)
                 yield number, {column: value.strip() for column, value in zip(header, fields, strict=True)}, fault
     except FileNotFoundError:
         raise ImportFailed([f"{path}: no such file"]) from None
@@ -133,10 +165,17 @@ def image_path_inside(root: Path, relative: str) -> Path:
     """``relative`` resolved inside the folder ``root``.
 
     Raises:
-        ValueError: empty, absolute, escaping the folder (by '..' or by a symlink), missing, or not a file.
+        ValueError: empty, with a NUL byte, in a home folder ('~/'), absolute, escaping the folder (by '..' or by a
+            symlink), missing, or not a file.
     """
     if not relative:
         raise ValueError("empty file name")
+    if "\x00" in relative:
+        raise ValueError(f"{relative!r} contains a NUL byte")  # the OS would refuse it with a message naming nothing
+    first, _, rest = relative.partition("/")
+    if first.startswith("~") and rest:
+        # Never expanded here, so '~/x.jpg' would quietly mean a folder called '~' inside the import folder.
+        raise ValueError(f"{relative!r} starts with {first!r}, a home folder; give the path relative to the folder")
     if Path(relative).is_absolute():
         raise ValueError(f"{relative!r} is an absolute path; give the path relative to the folder")
     path = root / relative
@@ -177,6 +216,9 @@ def check_external_id(value: str) -> str:
         raise ValueError("empty id")
     if len(value) > EXTERNAL_ID_MAX:
         raise ValueError(f"id is {len(value)} characters, more than {EXTERNAL_ID_MAX}")
+    if CONTROL_CHARACTERS.search(value):
+        # A NUL cannot be stored on PostgreSQL; a tab, line break or escape would garble every list and export.
+        raise ValueError(f"id {value!r} contains a control character")
     return value
 
 

@@ -15,6 +15,8 @@ from django.utils.text import slugify
 
 from labeling.services.images import ImageRejected, image_inspect
 from labeling.services.import_common import (
+    CLASS_KEY_MAX,
+    CLASS_NAME_MAX,
     Candidate,
     Plan,
     SchemaPlan,
@@ -111,6 +113,9 @@ def folder_plan(*, dataset_name: str, path: Path, labels_csv: Path | None, schem
             except ValueError as exc:
                 faults.append(problem(entry.where, column, str(exc)))
         label = values.get("label", "")
+        for column, longest in (("label", CLASS_KEY_MAX), ("class_name", CLASS_NAME_MAX)):
+            if len(values.get(column, "")) > longest:
+                faults.append(problem(entry.where, column, f"{len(values[column])} characters, more than {longest}"))
         if label and fixed_keys is not None and label not in fixed_keys:
             faults.append(problem(entry.where, "label", f"{label!r} is not a class of schema {schema!r} "
                                                         f"(its classes: {', '.join(sorted(fixed_keys))})"))

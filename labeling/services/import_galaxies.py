@@ -13,16 +13,16 @@ from pathlib import Path
 
 from django.conf import settings
 from django.core.files.base import ContentFile
-from django.db import transaction
+from django.db import IntegrityError, transaction
 
 from labeling.models import Dataset, ExpertLabel, Galaxy, LabelClass, LabelSchema
 from labeling.services.datasets import dataset_get_or_create
 from labeling.services.images import sha256_bytes, thumbnail_jpeg
-from labeling.services.import_common import Candidate, Plan, SchemaPlan, problem
+from labeling.services.import_common import Candidate, Plan, SchemaPlan, dataset_name_checked, problem
 from labeling.services.import_folder import folder_plan
 from labeling.services.import_galaxy10 import galaxy10_plan
 from labeling.services.import_gz_examples import gz_examples_plan
-from labeling.services.importing import ImportFailed, ImportReport, Progress, no_progress
+from labeling.services.importing import ImportFailed, ImportReport, Progress, imports_take_turns, no_progress
 from labeling.services.labels import expert_label_set
 from labeling.services.schemas import SchemaDefinitionError, schema_ensure_classes, schema_get_or_load_shipped
 
@@ -69,14 +69,13 @@ def galaxies_import(
     """
     if fmt not in FORMATS:
         raise ImportFailed([f"unknown format {fmt!r}; one of {', '.join(FORMATS)}"])
-    if not dataset_name.strip():
-        raise ImportFailed(["a dataset needs a name"])
+    dataset_name = dataset_name_checked(dataset_name)
     progress = progress or no_progress
-    plan = FORMATS[fmt](dataset_name=dataset_name.strip(), path=Path(path), labels_csv=labels_csv,
+    plan = FORMATS[fmt](dataset_name=dataset_name, path=Path(path), labels_csv=labels_csv,
                         schema_name=schema_name, progress=progress)
     if plan.problems and not skip_bad:
         raise ImportFailed(plan.problems)
-    report = ImportReport(dataset=dataset_name.strip(), skipped=list(plan.problems))
+    report = ImportReport(dataset=dataset_name, skipped=list(plan.problems))
     _write(plan, report=report, skip_bad=skip_bad, progress=progress)
     return report
 
@@ -102,7 +101,9 @@ def _write(plan: Plan, *, report: ImportReport, skip_bad: bool, progress: Progre
     payloads = plan.payloads()
     try:
         with transaction.atomic():
+            imports_take_turns()
             dataset = dataset_get_or_create(name=report.dataset)
+            _orphans_remove(dataset, storage)
             schemas = {name: _schema(schema_plan) for name, schema_plan in plan.schemas.items()}
             # Current imported labels per schema, so an unchanged label costs no query.
             current = {
@@ -126,6 +127,13 @@ def _write(plan: Plan, *, report: ImportReport, skip_bad: bool, progress: Progre
                     except _Rejected as exc:
                         rejected.append(str(exc))
                         continue
+                    except IntegrityError:
+                        # Imports take turns, but the plan was checked before this one's turn came, and the admin
+                        # site writes galaxies too: another writer stored this id or these bytes meanwhile. A clear
+                        # conflict, and the transaction rolls back: nothing of this import is written.
+                        raise ImportFailed([problem(candidate.where, None, "another import or an admin stored this "
+                                                    "galaxy, or the same image bytes, in the dataset while this "
+                                                    "import ran; nothing was imported: run it again")]) from None
                     setattr(report, outcome, getattr(report, outcome) + 1)
                     for schema_name, key in candidate.labels.items():
                         schema, classes = schemas[schema_name]
@@ -145,6 +153,24 @@ def _write(plan: Plan, *, report: ImportReport, skip_bad: bool, progress: Progre
         if close:
             close()
     report.skipped.extend(rejected)
+
+
+def _orphans_remove(dataset: Dataset, storage) -> None:
+    """Delete the files in the dataset's image and thumbnail folders that no galaxy refers to. An import killed
+    before it committed (SIGKILL, power loss: no chance to clean up) leaves its files there while its rows roll
+    back; the next import into the dataset, which would otherwise write the same images again beside them under
+    new names, takes them away. Safe under imports_take_turns: no other import is writing there meanwhile."""
+    probe = Galaxy(dataset=dataset)
+    for field_name in ("image", "thumbnail"):
+        folder = Path(Galaxy._meta.get_field(field_name).upload_to(probe, "-")).parent.as_posix()
+        if not storage.exists(folder):
+            continue
+        kept = set(Galaxy.objects.filter(**{f"{field_name}__startswith": f"{folder}/"})
+                   .values_list(field_name, flat=True))
+        for name in storage.listdir(folder)[1]:
+            if f"{folder}/{name}" not in kept:
+                with suppress(FileNotFoundError):
+                    storage.delete(f"{folder}/{name}")
 
 
 def _save_galaxy(dataset: Dataset, candidate: Candidate, data: bytes, galaxy: Galaxy | None,

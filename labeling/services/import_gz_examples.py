@@ -15,6 +15,9 @@ from django.utils.text import slugify
 from labeling.models import LabelSchema
 from labeling.services.images import image_inspect
 from labeling.services.import_common import (
+    CLASS_KEY_MAX,
+    CLASS_NAME_MAX,
+    SCHEMA_NAME_MAX,
     Candidate,
     Plan,
     SchemaPlan,
@@ -59,6 +62,15 @@ def _check_row(where: str, values: dict[str, str], info) -> tuple[dict, list[str
     parsed["tree"] = slugify(values["tree"])
     if not parsed["tree"]:
         faults.append(problem(where, "tree", f"{values['tree']!r} is not a usable tree name"))
+    if len(str(parsed.get("answer_index", ""))) > CLASS_KEY_MAX:
+        faults.append(problem(where, "answer_index", f"more than {CLASS_KEY_MAX} digits"))
+    if len(values["answer_text"]) > CLASS_NAME_MAX:
+        faults.append(problem(where, "answer_text", f"{len(values['answer_text'])} characters, more than "
+                                                    f"{CLASS_NAME_MAX}"))
+    schema = f"gz-examples-{parsed['tree']}-q{parsed.get('question_index')}"
+    if len(schema) > SCHEMA_NAME_MAX:
+        faults.append(problem(where, "tree", f"makes the schema name {schema[:40]!r}... longer than {SCHEMA_NAME_MAX} "
+                                             "characters"))
     if values["answer_kind"] not in ANSWER_KINDS:
         faults.append(problem(where, "answer_kind", f"{values['answer_kind']!r} is not one of "
                                                     f"{', '.join(sorted(ANSWER_KINDS))}"))

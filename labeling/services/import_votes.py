@@ -15,7 +15,8 @@ from django.utils import timezone
 
 from labeling.models import Dataset, DecisionTree, Galaxy, Question, VoteSummary
 from labeling.services.datasets import dataset_get_or_create
-from labeling.services.importing import ImportFailed, ImportReport, Progress, no_progress
+from labeling.services.import_common import dataset_name_checked
+from labeling.services.importing import ImportFailed, ImportReport, Progress, imports_take_turns, no_progress
 from labeling.services.trees import TreeDefinitionError, read_tree_file, shipped_tree_path, tree_get_or_load_shipped
 from labeling.services.vote_tables import Layout, VoteRow, read_table
 
@@ -64,9 +65,7 @@ def votes_import(
     """
     if fmt not in FORMATS:
         raise ImportFailed([f"unknown format {fmt!r}; one of {', '.join(FORMATS)}"])
-    name = dataset_name.strip()
-    if not name:
-        raise ImportFailed(["a dataset needs a name"])
+    name = dataset_name_checked(dataset_name)
     path = Path(path)
     progress = progress or no_progress
     checked = _check(path, fmt, _tree_definition(FORMATS[fmt]), progress)
@@ -74,6 +73,7 @@ def votes_import(
         raise ImportFailed(checked.problems)
     report = ImportReport(dataset=name, skipped=list(checked.problems))
     with transaction.atomic():
+        imports_take_turns()
         dataset = dataset_get_or_create(name=name)
         tree = tree_get_or_load_shipped(name=FORMATS[fmt])
         _write(path, checked, dataset=dataset, tree=tree, report=report, progress=progress)

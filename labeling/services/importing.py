@@ -5,8 +5,13 @@ problem, each naming the file, row and column at fault, and nothing is written. 
 rows and list the skipped ones in the report.
 """
 
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
+
+from django.db import connection
+
+from labeling.models import Dataset
 
 # progress(done, total, message): called by importers as they go, so commands can draw a progress bar.
 Progress = Callable[[int, int, str], None]
@@ -14,6 +19,30 @@ Progress = Callable[[int, int, str], None]
 
 def no_progress(done: int, total: int, message: str = "") -> None:
     return None
+
+
+# The PostgreSQL advisory lock every import's write transaction holds (any 64-bit number no other lock uses).
+IMPORT_LOCK = zlib.crc32(b"labeling: imports write one at a time")
+
+
+def imports_take_turns() -> None:
+    """Wait until no other import is writing, and keep the others waiting until this transaction ends. Call it
+    first in an import's write transaction.
+
+    Two imports of the same file at once would both find a galaxy missing and both insert it, and the second would
+    die on the unique constraint with a traceback. In turn, the second sees what the first committed (each query
+    under READ COMMITTED does) and reports it unchanged. Imports are rare and run by admins: one at a time
+    across datasets also covers the schemas and trees they share.
+    """
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [IMPORT_LOCK])
+        elif connection.vendor == "sqlite":
+            # SQLite has one write lock, taken at a transaction's first write; a transaction that has read before
+            # is then refused at once ("database is locked") rather than made to wait. A write that changes
+            # nothing takes it now: a second import waits for the first (up to the connection's timeout), and
+            # never reads the files of one in progress as orphans (import_galaxies._orphans_remove).
+            cursor.execute(f"UPDATE {connection.ops.quote_name(Dataset._meta.db_table)} SET id = id WHERE 1 = 0")
 
 
 class ImportFailed(Exception):

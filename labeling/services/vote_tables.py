@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from labeling.services.import_common import check_external_id, parse_coordinate, problem
+from labeling.services.import_common import NUL, NUL_MESSAGE, check_external_id, parse_coordinate, problem
 from labeling.services.importing import ImportFailed
 from labeling.services.vote_cells import Bulk, Cells, Group, metadata_value, parse_count
 from mlcore.votes import MULTIPLE, conditional_from_cumulative, fractions_from_counts, parse_tree
@@ -101,6 +101,7 @@ class Layout:
         where = f"{file_name}, header"
         for column in sorted({c for c in self.header if self.header.count(c) > 1}):
             self.problems.append(problem(where, column, "column appears twice"))
+        self.problems += [problem(where, column, NUL_MESSAGE) for column in self.header if NUL in column]
         ids = [column for column in ID_COLUMNS[fmt] if column in self.header]
         self.id_column = ids[0] if ids else None
         self.id_index = self.header.index(self.id_column) if ids else -1
@@ -229,6 +230,9 @@ class Layout:
             problems.append(problem(where, self.id_column, str(exc)))
         if len(fields) > len(self.header):
             problems.append(f"{where}: {len(fields)} fields but the header has {len(self.header)}")
+        if NUL in "".join(fields):  # one C-speed scan of the row; PostgreSQL cannot store a NUL in metadata
+            problems += [problem(where, column, NUL_MESSAGE) for column, text in zip(self.header, fields, strict=False)
+                         if NUL in text]
         cells = Cells(where, self.header, fields, problems)
         converted = [reader.convert(fields) for reader in self.bulk]
         # A well-formed GZ2 or Kaggle row is fully checked by the conversion; building its summaries can wait.

@@ -7,6 +7,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from labeling.models import DecisionTree, Galaxy, VolunteerClassification, VoteSummary
+from labeling.services.labels import galaxy_lock
 from mlcore.votes import count_votes, parse_tree, reach, validate_walk
 
 
@@ -36,9 +37,7 @@ def classification_create(
         validate_walk(spec, answers)
     except ValueError as exc:
         raise ValidationError({"answers": str(exc)}) from None
-    # The galaxy's row alone (of="self", no ordering): Galaxy's default ordering joins its dataset, and FOR UPDATE
-    # would then lock the dataset's row too and queue every classification of the dataset behind one lock.
-    Galaxy.objects.select_for_update(of=("self",)).filter(pk=galaxy.pk).order_by().values_list("pk").first()
+    galaxy_lock(galaxy.pk)
     if source == VolunteerClassification.Source.WEB and volunteer_id:
         earlier = VolunteerClassification.objects.filter(galaxy=galaxy, tree=tree, volunteer_id=volunteer_id,
                                                          source=source).first()

@@ -18,6 +18,16 @@ def manage(env, *args, **kwargs):
                           capture_output=True, text=True, timeout=300, **kwargs)
 
 
+def process_env(folder: Path, database_url: str | None) -> dict:
+    """The environment of a command run as a person runs it: development settings, its own VAR_DIR under ``folder``
+    (SQLite file, media) and feature root, and the fresh database when there is one (see fresh_database_url)."""
+    env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "DJANGO_SETTINGS_MODULE"}}
+    env.update(DJANGO_DEBUG="1", VAR_DIR=str(folder / "var"), GALAXY_FEATURES_ROOT=str(folder / "features"))
+    if database_url:
+        env["DATABASE_URL"] = database_url
+    return env
+
+
 @contextlib.contextmanager
 def fresh_database_url(prefix: str = "process_test"):
     """The DATABASE_URL of a fresh database on the server the suite runs on (None for SQLite: a file in VAR_DIR)."""

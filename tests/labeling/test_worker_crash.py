@@ -13,15 +13,17 @@ from pathlib import Path
 import pytest
 
 from tests.labeling.ml_helpers import galaxy10_subset_folder
-from tests.labeling.process_helpers import fresh_database_url, manage
+from tests.labeling.process_helpers import fresh_database_url, manage, process_env
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 REPORT = """
 import json
-from labeling.models import FeatureSet, Job
+from labeling.models import FeatureSet, Job, ModelVersion
 print(json.dumps({"jobs": list(Job.objects.order_by("pk").values("pk", "status", "error", "result")),
-                  "count": FeatureSet.objects.get().count}, default=str))
+                  "count": FeatureSet.objects.get().count,
+                  "active": list(ModelVersion.objects.filter(status="active").values_list("name", flat=True))},
+                 default=str))
 """
 
 
@@ -32,15 +34,13 @@ def test_a_killed_extraction_is_marked_failed_and_a_second_run_resumes_it(tmp_pa
 
 
 def _kill_and_resume(tmp_path, database_url):
-    env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "DJANGO_SETTINGS_MODULE"}}
-    env.update(DJANGO_DEBUG="1", VAR_DIR=str(tmp_path / "var"), GALAXY_FEATURES_ROOT=str(tmp_path / "features"))
-    if database_url:
-        env["DATABASE_URL"] = database_url
+    env = process_env(tmp_path, database_url)
     folder = galaxy10_subset_folder(tmp_path / "images", classes=("0", "2", "5", "8"), per_class=10)
     assert manage(env, "migrate", "--no-input", "-v0").returncode == 0
     imported = manage(env, "import_galaxies", "--dataset", "G10", "--format", "folder", str(folder),
                        "--schema", "galaxy10")
     assert imported.returncode == 0, imported.stderr
+    assert manage(env, "shell", "-c", ACTIVATE_SERVING).returncode == 0
     command = [sys.executable, str(REPO_ROOT / "manage.py"), "extract_features", "--dataset", "G10",
                "--image-size", "64", "--batch-size", "4", "--threads", "1", "--workers", "0"]
 
@@ -67,6 +67,7 @@ def _kill_and_resume(tmp_path, database_url):
     assert resumed["status"] == "succeeded"
     assert 0 < resumed["result"]["added"] < 40 and report["count"] == 40
     assert f"{resumed['result']['added']} new" in second.stdout
+    assert report["active"] == ["serving"]  # the version serving before the crash still serves
 
 
 TRAINING_REPORT = """
@@ -86,10 +87,7 @@ model_version_activate(version=ModelVersion.objects.create(name="serving", image
 @pytest.mark.skipif(sys.platform != "linux", reason="SIGKILL and /proc semantics")
 def test_a_worker_killed_mid_training_leaves_the_version_failed_and_the_active_one_serving(tmp_path):
     with fresh_database_url() as database_url:
-        env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "DJANGO_SETTINGS_MODULE"}}
-        env.update(DJANGO_DEBUG="1", VAR_DIR=str(tmp_path / "var"), GALAXY_FEATURES_ROOT=str(tmp_path / "features"))
-        if database_url:
-            env["DATABASE_URL"] = database_url
+        env = process_env(tmp_path, database_url)
         folder = galaxy10_subset_folder(tmp_path / "images", classes=("2", "5", "8"), per_class=8)
         assert manage(env, "migrate", "--no-input", "-v0").returncode == 0
         assert manage(env, "import_galaxies", "--dataset", "G10", "--format", "folder", str(folder),
@@ -105,6 +103,8 @@ def test_a_worker_killed_mid_training_leaves_the_version_failed_and_the_active_o
         assert training.poll() is None, f"the retrain ended before it could be killed: {seen[-500:]}"
         training.send_signal(signal.SIGKILL)
         training.wait(timeout=30)
+        at_kill = json.loads(manage(env, "shell", "-c", TRAINING_REPORT).stdout.strip().splitlines()[-1])
+        assert {v["name"]: v["status"] for v in at_kill["versions"]}["serving"] == "active"
         # The next command that looks at jobs (here: another retrain, refused or run) notices the dead worker.
         manage(env, "retrain", "--dataset", "G10", "--image-size", "32", "--epochs", "1")
         report = json.loads(manage(env, "shell", "-c", TRAINING_REPORT).stdout.strip().splitlines()[-1])
