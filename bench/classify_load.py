@@ -8,7 +8,8 @@ useful_share 0.5); labeling.services.classify.subjects_ensure makes the subjects
 usefulness (as a refit of the probability model would give them), so half the offers go to a few "useful"
 galaxies: volunteers crowd on them, which is where locking and retirement are tested; the rest cover the
 least-classified galaxies. The application runs in a subprocess, `manage.py runserver --noreload` (threaded, a new
-PostgreSQL connection per request; gunicorn is the deploy extra and not installed here), on 127.0.0.1 and a free port.
+PostgreSQL connection per request; bench/labelling_load.py runs the deployment's gunicorn), on 127.0.0.1 and a free
+port.
 
 --volunteers threads (default 20), each an anonymous visitor with its own urllib cookie jar, do what the classify
 page does for --seconds (default 60; --quick: 10) or until --max-requests requests in all: GET the page (a session
@@ -36,47 +37,33 @@ import json
 import os
 import random
 import re
-import socket
-import statistics
-import subprocess
-import sys
-import tempfile
 import threading
 import time
-from collections import Counter, defaultdict
+from collections import defaultdict
 from dataclasses import dataclass, field
-from http.cookiejar import CookieJar
 from pathlib import Path
-from urllib.error import HTTPError, URLError
-from urllib.request import HTTPCookieProcessor, Request, build_opener
+from urllib.request import build_opener
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-from pgdb import DEFAULT_POSTGRES, postgres_database  # noqa: E402  (bench/ is on sys.path when run as a script)
+# bench/ is on sys.path when run as a script.
+from load_helpers import (
+    HttpClient,
+    Timings,
+    django_on_throwaway_database,
+    free_port,
+    percentile,
+    say,
+    server_version,
+    start_server,
+    stop_server,
+    tracebacks,
+)
+from pgdb import DEFAULT_POSTGRES
 
 DATASET = "Classify load"
 USEFUL_SUBJECTS = 0.05
 USEFUL_SHARE = 0.5
 DOUBLE_SUBMITS = 0.05
 CONFIG_SCRIPT = re.compile(r'<script id="classify-config" type="application/json">(.*?)</script>', re.S)
-
-
-def say(message: str) -> None:
-    print(f"  {message}", file=sys.stderr, flush=True)
-
-
-# --- the database and the server -------------------------------------------------------------------------------
-
-
-def server_environment(database_url: str, folder: Path) -> dict:
-    # runserver starts a thread per request: a persistent connection would stay open behind each one.
-    separator = "&" if "?" in database_url else "?"
-    return {**os.environ, "DATABASE_URL": f"{database_url}{separator}conn_max_age=0",
-            "DJANGO_SETTINGS_MODULE": "labeling.settings",
-            "DJANGO_SECRET_KEY": "benchmark-only", "DJANGO_DEBUG": "0", "DJANGO_ALLOWED_HOSTS": "127.0.0.1",
-            "GALAXY_SERVE_FILES": "1", "VAR_DIR": str(folder / "var"), "MEDIA_ROOT": str(folder / "media"),
-            # Plain HTTP on loopback, no collectstatic: the production HTTPS and static defaults opted out.
-            "DJANGO_SECURE_SSL_REDIRECT": "0", "DJANGO_SECURE_COOKIES": "0", "DJANGO_STATIC_MANIFEST": "0",
-            "GALAXY_FEATURES_ROOT": str(folder / "features"), "LOG_LEVEL": "WARNING", "PYTHONUNBUFFERED": "1"}
 
 
 def small_png(rng: random.Random) -> bytes:
@@ -125,40 +112,6 @@ def fill(*, galaxies: int, retire_after: int, media: Path, seed: int, useful: fl
     return policy
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def start_server(environment: dict, port: int, log: Path, probe: str) -> subprocess.Popen:
-    """`manage.py runserver --noreload` on 127.0.0.1:port, once it answers ``probe`` with 200."""
-    with log.open("wb") as out:
-        server = subprocess.Popen([sys.executable, "manage.py", "runserver", "--noreload", f"127.0.0.1:{port}"],
-                                  cwd=REPO_ROOT, env=environment, stdout=out, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise SystemExit(f"the server exited ({server.returncode}):\n{log.read_text()[-3000:]}")
-        try:
-            with build_opener().open(f"http://127.0.0.1:{port}{probe}", timeout=5) as response:
-                if response.status == 200:
-                    return server
-        except (URLError, OSError):
-            time.sleep(0.2)
-    stop_server(server)
-    raise SystemExit(f"the server did not answer within 60 s:\n{log.read_text()[-3000:]}")
-
-
-def stop_server(server: subprocess.Popen) -> None:
-    server.terminate()
-    try:
-        server.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        server.kill()
-        server.wait()
-
-
 # --- the volunteers -------------------------------------------------------------------------------------------
 
 
@@ -176,14 +129,11 @@ class Sent:
 
 
 @dataclass
-class Load:
+class Load(Timings):
     """What all the volunteers did, gathered under a lock."""
 
-    max_requests: int
-    lock: threading.Lock = field(default_factory=threading.Lock)
+    max_requests: int = 200_000
     requests: int = 0
-    times: dict = field(default_factory=lambda: defaultdict(list))  # kind -> ms
-    statuses: Counter = field(default_factory=Counter)  # (kind, status) -> n
     sent: list[Sent] = field(default_factory=list)
     offers: dict = field(default_factory=lambda: defaultdict(list))  # volunteer -> galaxies offered
     ran_out: int = 0
@@ -213,41 +163,13 @@ def random_walk(tree: dict, rng: random.Random) -> dict:
     return answers
 
 
-class Volunteer:
+class Volunteer(HttpClient):
     """An anonymous visitor of /classify/<slug>/ with its own cookies (a session and the CSRF token)."""
 
     def __init__(self, base: str, slug: str, load: Load, rng: random.Random):
-        self.base, self.slug, self.load, self.rng = base, slug, load, rng
-        self.cookies = CookieJar()
-        self.opener = build_opener(HTTPCookieProcessor(self.cookies))
+        super().__init__(base, load)
+        self.slug, self.load, self.rng = slug, load, rng
         self.id = ""
-
-    def call(self, kind: str, method: str, path: str, body: dict | None = None) -> tuple[int, object]:
-        """(status, parsed JSON or page text), the time recorded under ``kind``; status 0 for a failed connection."""
-        headers = {"Accept": "application/json"}
-        data = None
-        if body is not None:
-            data = json.dumps(body).encode()
-            headers.update({"Content-Type": "application/json", "X-CSRFToken": self.cookie("csrftoken")})
-        request = Request(f"{self.base}{path}", data=data, method=method, headers=headers)
-        started = time.perf_counter()
-        try:
-            with self.opener.open(request, timeout=60) as response:
-                status, text = response.status, response.read().decode()
-        except HTTPError as error:
-            status, text = error.code, error.read().decode(errors="replace")
-        except (URLError, OSError) as error:
-            status, text = 0, repr(error)
-        elapsed = (time.perf_counter() - started) * 1e3
-        with self.load.lock:
-            self.load.times[kind].append(elapsed)
-            self.load.statuses[(kind, status)] += 1
-        if text.lstrip().startswith(("{", "[")):
-            return status, json.loads(text)
-        return status, text
-
-    def cookie(self, name: str) -> str:
-        return next((c.value for c in self.cookies if c.name == name), "")
 
     def run(self, deadline: float) -> None:
         if not self.load.take():
@@ -275,7 +197,8 @@ class Volunteer:
             if not self.load.take(1 if kind == "single" else 2):
                 return
             if kind == "double":
-                replies = self.twice_at_once(galaxy, answers)
+                replies = self.twice_at_once("double", f"/classify/{self.slug}/submit/",
+                                             {"galaxy": galaxy, "answers": answers})
             else:
                 replies = [self.call("submit", "POST", f"/classify/{self.slug}/submit/",
                                      {"galaxy": galaxy, "answers": answers})]
@@ -288,23 +211,6 @@ class Volunteer:
                     [b.get("id") if isinstance(b, dict) else None for _, b in replies],
                     [b.get("stored") if isinstance(b, dict) else None for _, b in replies], kind))
             last = galaxy
-
-    def twice_at_once(self, galaxy: int, answers: dict) -> list[tuple[int, object]]:
-        """The same submission from two threads released together, as a double click sends it."""
-        replies: list = [None, None]
-        gate = threading.Barrier(2)
-
-        def send(slot: int) -> None:
-            gate.wait()
-            replies[slot] = self.call("double", "POST", f"/classify/{self.slug}/submit/",
-                                      {"galaxy": galaxy, "answers": answers})
-
-        threads = [threading.Thread(target=send, args=(slot,)) for slot in (0, 1)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-        return replies
 
 
 def run_load(base: str, slug: str, *, volunteers: int, seconds: float, max_requests: int, seed: int) -> tuple:
@@ -337,7 +243,7 @@ def verify(policy, load: Load, volunteers: int) -> tuple[dict, list[tuple[str, b
     def check(name: str, passed: bool, detail: str = "") -> None:
         checks.append((name, bool(passed), detail))
 
-    errors = {f"{kind} {status}": n for (kind, status), n in load.statuses.items() if not 200 <= status < 300}
+    errors = load.errors()
     check("no HTTP errors", not errors, ", ".join(f"{k}: {n}" for k, n in errors.items()) or "none")
 
     created = {}  # id -> Sent
@@ -411,12 +317,6 @@ def verify(policy, load: Load, volunteers: int) -> tuple[dict, list[tuple[str, b
     return numbers, checks
 
 
-def percentile(values: list[float], q: int) -> float:
-    if len(values) < 2:
-        return values[0] if values else float("nan")
-    return statistics.quantiles(values, n=100, method="inclusive")[q - 1]
-
-
 def print_report(args, load: Load, elapsed: float, numbers: dict, checks: list, server: str, log_tail: str) -> None:
     times = load.times
     header = (f"{'volunteers':>10} | {'seconds':>7} | {'requests':>8} | {'req/s':>6} | {'next p50':>8} | "
@@ -460,44 +360,29 @@ def main() -> None:
     if args.quick:
         args.seconds = 10.0
 
-    url, drop = postgres_database(args.postgres, "bench_classify")
-    try:
-        with tempfile.TemporaryDirectory(prefix="bench-classify-") as tmp:
-            folder = Path(tmp)
-            environment = server_environment(url, folder)
-            os.environ.update(environment)
-            sys.path[:0] = [str(REPO_ROOT)]
-            import django
+    with django_on_throwaway_database(args.postgres, "bench_classify") as (folder, environment):
+        policy = fill(galaxies=args.galaxies, retire_after=args.retire_after, media=folder / "media", seed=args.seed,
+                      useful=args.useful)
+        server = server_version()
+        from django.db import connections
 
-            django.setup()
-            from django.db import connection, connections
-
-            policy = fill(galaxies=args.galaxies, retire_after=args.retire_after, media=folder / "media",
-                          seed=args.seed, useful=args.useful)
-            with connection.cursor() as cursor:
-                cursor.execute("SHOW server_version")
-                server_version = cursor.fetchone()[0]
-            connections.close_all()
-            port, log = free_port(), folder / "server.log"
-            slug = policy.dataset.slug
-            server = start_server(environment, port, log, probe="/classify/")
-            try:
-                base = f"http://127.0.0.1:{port}"
-                image = policy.dataset.galaxies.order_by("pk").first().image
-                with build_opener().open(f"{base}{image.url}", timeout=10) as response:
-                    assert response.read() == Path(image.path).read_bytes(), "an image is not served as stored"
-                say(f"server up on port {port}; {args.volunteers} volunteers for {args.seconds:.0f} s")
-                load, elapsed, _ = run_load(base, slug, volunteers=args.volunteers, seconds=args.seconds,
-                                            max_requests=args.max_requests, seed=args.seed)
-            finally:
-                stop_server(server)
-            text = log.read_text(errors="replace")
-            tail = "\n".join(text[m.start():m.start() + 2000] for m in re.finditer("Traceback", text))[:6000]
-            numbers, checks = verify(policy, load, args.volunteers)
-            connections.close_all()
-    finally:
-        drop()
-    print_report(args, load, elapsed, numbers, checks, server_version, tail)
+        connections.close_all()
+        port, log = free_port(), folder / "server.log"
+        slug = policy.dataset.slug
+        process = start_server(environment, port, log, probe="/classify/")
+        try:
+            base = f"http://127.0.0.1:{port}"
+            image = policy.dataset.galaxies.order_by("pk").first().image
+            with build_opener().open(f"{base}{image.url}", timeout=10) as response:
+                assert response.read() == Path(image.path).read_bytes(), "an image is not served as stored"
+            say(f"server up on port {port}; {args.volunteers} volunteers for {args.seconds:.0f} s")
+            load, elapsed, _ = run_load(base, slug, volunteers=args.volunteers, seconds=args.seconds,
+                                        max_requests=args.max_requests, seed=args.seed)
+        finally:
+            stop_server(process)
+        tail = tracebacks(log)
+        numbers, checks = verify(policy, load, args.volunteers)
+    print_report(args, load, elapsed, numbers, checks, server, tail)
     if not all(passed for _, passed, _ in checks):
         raise SystemExit(1)
 
