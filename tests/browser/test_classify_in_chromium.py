@@ -6,6 +6,7 @@ back from the summary to the first question forgets the answers left behind. Scr
 BROWSER_SCREENSHOT_DIR."""
 
 import pytest
+from playwright.sync_api import expect
 
 from labeling.models import ClassifyPolicy, Subject, VolunteerClassification, VoteSummary
 from labeling.services.trees import tree_get_or_load_shipped
@@ -118,12 +119,14 @@ def test_an_anonymous_volunteer_classifies_two_galaxies_down_different_branches(
     held, posts = [], []
     page.on("request", lambda request: posts.append(request.url) if request.method == "POST" else None)
     page.route("**/submit/", lambda route: held.append(route))
+    # The summary's Send button shown and enabled: the page is ready to send (under load, rendering can lag).
+    expect(page.locator("[data-action='submit']")).to_be_enabled(timeout=10_000)
     page.keyboard.press("Enter")
-    for _ in range(1000):  # at most 10 s
+    for _ in range(3000):  # at most 30 s on a loaded machine
         if held:
             break
         page.wait_for_timeout(10)
-    assert held, "the page sent no classification"
+    assert held, f"the page sent no classification; its status: {page.locator('#classify-status').all_inner_texts()}"
     page.keyboard.press("Enter")
     page.keyboard.press("Enter")
     page.wait_for_timeout(200)

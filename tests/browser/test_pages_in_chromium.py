@@ -72,8 +72,14 @@ def tile_ids(page) -> list[str]:
 
 
 def images_loaded(page, selector: str) -> list[int]:
-    """naturalWidth of each matching <img>: 0 means the browser could not load or decode it."""
-    return page.locator(selector).evaluate_all("images => images.map(i => i.complete ? i.naturalWidth : 0)")
+    """naturalWidth of each matching <img>: 0 means the browser could not load or decode it.
+
+    The grids load their images lazily, and the page's load event does not wait for lazy images, so this scrolls each
+    into view and waits until the browser has finished with every one (loaded or broken) before reading it."""
+    page.locator(selector).evaluate_all("images => images.forEach(i => i.scrollIntoView({block: 'nearest'}))")
+    page.wait_for_function("selector => [...document.querySelectorAll(selector)].every(i => i.complete)",
+                           arg=selector, timeout=30_000)
+    return page.locator(selector).evaluate_all("images => images.map(i => i.naturalWidth)")
 
 
 def test_a_newcomer_logs_in_browses_filters_and_reads_a_galaxy(page, galaxies, screenshot_dir):
