@@ -7,6 +7,7 @@ feature extraction split into chunks that both default workers take in parallel,
 and clustering, routed to the GPU queue's worker. A script then reads the clusters over the API with a token.
 """
 
+import contextlib
 import json
 import os
 import re
@@ -87,16 +88,24 @@ class Processes:
         return "\n".join(f"--- {name}.log ---\n{(self.logs / f'{name}.log').read_text()[-1500:]}"
                          for name in self.running)
 
-    def stop_all(self) -> None:
-        for process in self.running.values():
+    def stop_all(self, grace: float = 20) -> list[str]:
+        """Stop the processes in reverse order of starting, as Compose stops services (the workers before the
+        Redis they depend on), each with SIGTERM to its leader only, as `docker stop` sends it to a container's
+        PID 1: gunicorn and qcluster stop their own children in order. (Sent to a whole group, SIGTERM reaches
+        qcluster's children too and the cluster never finishes stopping.) A process still running after ``grace``
+        seconds is killed with its group; the names of those that had to be."""
+        killed = []
+        for name, process in reversed(self.running.items()):
             if process.poll() is None:
-                os.killpg(process.pid, signal.SIGTERM)
-        for process in self.running.values():
+                process.terminate()
             try:
-                process.wait(timeout=20)
+                process.wait(timeout=grace)
             except subprocess.TimeoutExpired:
+                killed.append(name)
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(process.pid, signal.SIGKILL)
-                process.wait(timeout=10)
+            process.wait(timeout=10)
+        return killed
 
 
 def _wait_for(check, seconds: float, what: str, processes: Processes):
@@ -218,3 +227,7 @@ def test_an_import_extract_cluster_chain_runs_through_gunicorn_and_three_workers
                                headers={"Authorization": f"Token {token.json()['token']}"}, timeout=10).json()
     assert clusterings["count"] == 1
     assert sum(clusterings["results"][0]["sizes"]) == 32
+
+    # `docker stop` gives a container 10 s after SIGTERM before it kills it: the idle web server and workers stop
+    # cleanly within that, rather than being killed.
+    assert processes.stop_all(grace=10) == [], f"killed after 10 s\n{processes.tails()}"
