@@ -7,9 +7,10 @@ under the shipped GZ DECaLS tree (retire after --retire-after classifications, n
 useful_share 0.5); labeling.services.classify.subjects_ensure makes the subjects. 5% of the subjects get a
 usefulness (as a refit of the probability model would give them), so half the offers go to a few "useful"
 galaxies: volunteers crowd on them, which is where locking and retirement are tested; the rest cover the
-least-classified galaxies. The application runs in a subprocess, `manage.py runserver --noreload` (threaded, a new
-PostgreSQL connection per request; bench/labelling_load.py runs the deployment's gunicorn), on 127.0.0.1 and a free
-port.
+least-classified galaxies. The application runs in a subprocess on 127.0.0.1 and a free port, as
+docker-compose.yml runs it: gunicorn with --workers and --threads (2 x 4), whose access log gives each request's
+own time on the server beside the clients' time; --server runserver runs `manage.py runserver --noreload`
+instead (threaded, a new PostgreSQL connection per request), for comparison.
 
 --volunteers threads (default 20), each an anonymous visitor with its own urllib cookie jar, do what the classify
 page does for --seconds (default 60; --quick: 10) or until --max-requests requests in all: GET the page (a session
@@ -29,6 +30,7 @@ throw a volunteer's work away); no volunteer was offered a galaxy twice. Exit st
 
     .venv/bin/python bench/classify_load.py [--seconds 60 | --quick] [--volunteers 20] [--galaxies 2000]
                                             [--retire-after 5] [--max-requests 200000] [--postgres URL]
+                                            [--server gunicorn | runserver] [--workers 2] [--threads 4]
 """
 
 import argparse
@@ -50,8 +52,10 @@ from load_helpers import (
     Timings,
     django_on_throwaway_database,
     free_port,
+    gunicorn_command,
     percentile,
     say,
+    server_times,
     server_version,
     start_server,
     stop_server,
@@ -317,13 +321,29 @@ def verify(policy, load: Load, volunteers: int) -> tuple[dict, list[tuple[str, b
     return numbers, checks
 
 
-def print_report(args, load: Load, elapsed: float, numbers: dict, checks: list, server: str, log_tail: str) -> None:
+def server_description(args) -> str:
+    if args.server == "gunicorn":
+        return f"gunicorn ({args.workers} workers x {args.threads} threads)"
+    return "manage.py runserver (threaded)"
+
+
+def request_kind(method: str, path: str) -> str | None:
+    """A request's kind in the timings, from the method and path of a line of the server's access log."""
+    if method == "GET" and path.endswith("/next/"):
+        return "next"
+    if method == "POST" and path.endswith("/submit/"):
+        return "submit"  # first sends, retries and double clicks alike: the server cannot tell them apart
+    return None
+
+
+def print_report(args, load: Load, elapsed: float, numbers: dict, checks: list, server: str, log_tail: str,
+                 on_server: dict[str, list[float]]) -> None:
     times = load.times
     header = (f"{'volunteers':>10} | {'seconds':>7} | {'requests':>8} | {'req/s':>6} | {'next p50':>8} | "
               f"{'next p95':>8} | {'submit p50':>10} | {'submit p95':>10} | {'errors':>6} | {'stored':>6} | "
               f"{'duplicates':>10} | {'lost':>4} | {'retired':>7}")
     print(f"Classify load on PostgreSQL {server}: {args.galaxies:,} galaxies, retire after {args.retire_after}, "
-          f"manage.py runserver (threaded) on loopback, urllib clients; times in ms, measured by the clients")
+          f"{server_description(args)} on loopback, urllib clients; times in ms, measured by the clients")
     print(header)
     print("-" * len(header))
     print(f"{args.volunteers:>10} | {elapsed:>7.1f} | {load.requests:>8,} | {load.requests / elapsed:>6.1f} | "
@@ -334,6 +354,10 @@ def print_report(args, load: Load, elapsed: float, numbers: dict, checks: list, 
     others = ", ".join(f"{kind} {len(v):,} (p50 {percentile(v, 50):.0f}, p95 {percentile(v, 95):.0f})"
                        for kind, v in sorted(times.items()) if kind not in ("next", "submit"))
     print(f"other requests: {others}")
+    if on_server:
+        print("the server's own time (access log): " + ", ".join(
+            f"{kind} p50 {percentile(v, 50):.1f} / p95 {percentile(v, 95):.1f}"
+            for kind, v in sorted(on_server.items())))
     print(f"{numbers['classified_galaxies']:,} galaxies classified, at most {numbers['most']} times each; "
           f"{numbers['retries']} retries and {numbers['doubles']} double clicks; volunteers who ran out of galaxies: "
           f"{load.ran_out}; load average after: {os.getloadavg()[0]:.2f} (2 shared cores: server, PostgreSQL and "
@@ -356,20 +380,28 @@ def main() -> None:
     parser.add_argument("--useful", type=float, default=USEFUL_SUBJECTS,
                         help="share of the subjects given a usefulness, where half the offers go (default: 0.05)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--server", choices=("gunicorn", "runserver"), default="gunicorn",
+                        help="gunicorn as deployed (default) or Django's development server")
+    parser.add_argument("--workers", type=int, default=2, help="gunicorn worker processes (default: 2)")
+    parser.add_argument("--threads", type=int, default=4, help="threads per gunicorn worker (default: 4)")
     args = parser.parse_args()
     if args.quick:
         args.seconds = 10.0
 
-    with django_on_throwaway_database(args.postgres, "bench_classify") as (folder, environment):
+    gunicorn = args.server == "gunicorn"
+    with django_on_throwaway_database(args.postgres, "bench_classify",
+                                      connection_per_request=not gunicorn) as (folder, environment):
         policy = fill(galaxies=args.galaxies, retire_after=args.retire_after, media=folder / "media", seed=args.seed,
                       useful=args.useful)
         server = server_version()
         from django.db import connections
 
         connections.close_all()
-        port, log = free_port(), folder / "server.log"
+        port, log, access = free_port(), folder / "server.log", folder / "access.log"
         slug = policy.dataset.slug
-        process = start_server(environment, port, log, probe="/classify/")
+        command = gunicorn_command(port, workers=args.workers, threads=args.threads,
+                                   access_log=access) if gunicorn else None
+        process = start_server(environment, port, log, probe="/classify/", command=command)
         try:
             base = f"http://127.0.0.1:{port}"
             image = policy.dataset.galaxies.order_by("pk").first().image
@@ -381,8 +413,9 @@ def main() -> None:
         finally:
             stop_server(process)
         tail = tracebacks(log)
+        on_server = server_times(access, request_kind) if gunicorn else {}
         numbers, checks = verify(policy, load, args.volunteers)
-    print_report(args, load, elapsed, numbers, checks, server, tail)
+    print_report(args, load, elapsed, numbers, checks, server, tail, on_server)
     if not all(passed for _, passed, _ in checks):
         raise SystemExit(1)
 
