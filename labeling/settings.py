@@ -51,6 +51,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # /healthz/ for container health checks, before the host check and the HTTPS redirect (labeling/health.py).
+    "labeling.health.HealthCheckMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # Static files straight from STATIC_ROOT, before sessions or the URL conf are touched; after SecurityMiddleware
     # so that its HTTPS redirect and headers apply to them too.

@@ -102,6 +102,16 @@ def test_it_runs_postgres_redis_a_one_shot_migrate_web_and_workers(default, with
     assert migrate["restart"] == "no"
 
 
+def test_web_is_healthy_only_while_its_health_endpoint_answers(default):
+    check = default["services"]["web"]["healthcheck"]
+    probe = check["test"]
+    assert probe[:3] == ["CMD", "python", "-c"]
+    # urlopen raises on the 503 of an unreachable database, so the probe's exit status follows /healthz/.
+    assert "urllib.request.urlopen('http://127.0.0.1:8000/healthz/'" in probe[3]
+    compile(probe[3], "healthcheck", "exec")
+    assert check["retries"] >= 1 and check["start_period"]
+
+
 @pytest.mark.parametrize("service", ["web", "worker", "gpu-worker"])
 def test_web_and_workers_start_only_after_the_migration_succeeded(with_gpu, service):
     depends = with_gpu["services"][service]["depends_on"]

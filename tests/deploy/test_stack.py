@@ -179,6 +179,9 @@ def test_an_import_extract_cluster_chain_runs_through_gunicorn_and_three_workers
     login_page = _wait_for(lambda: (r := browser.get(f"{base}/login/", timeout=10)).ok and r, STARTUP_SECONDS,
                            "gunicorn", processes)
 
+    health = requests.get(f"{base}/healthz/", timeout=10)  # what the web container's health check calls
+    assert health.status_code == 200 and health.json() == {"status": "ok", "database": "ok"}
+
     # Static files come from gunicorn itself (whitenoise), with their hashed names and a long cache lifetime.
     stylesheet = re.search(r'<link[^>]+href="(/static/[^"]+\.css)"', login_page.text).group(1)
     css = requests.get(base + stylesheet, timeout=10)
