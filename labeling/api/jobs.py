@@ -4,9 +4,10 @@ rebuild; follow its progress; cancel it."""
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
+from rest_framework.permissions import SAFE_METHODS
 from rest_framework.response import Response
 
-from labeling.api.permissions import IsAdmin
+from labeling.api.permissions import CanRead, IsAdmin
 from labeling.models import Clustering, Dataset, FeatureSet, Job, LabelSchema, ModelVersion
 from labeling.services.classifier import current_feature_set
 from labeling.services.jobs import JobConflict, job_cancel
@@ -78,12 +79,14 @@ def _start(data: dict, user) -> Job:
 
 
 class JobViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
-    """Background jobs, newest first (admins only)."""
+    """Background jobs, newest first: experts read them (as on the Jobs pages), admins start and cancel them."""
 
     serializer_class = JobSerializer
-    permission_classes = [IsAdmin]
     queryset = Job.objects.select_related("created_by").order_by("-created_at", "-id")
     filterset_fields = ["kind", "status", "dataset"]
+
+    def get_permissions(self):
+        return [CanRead()] if self.request.method in SAFE_METHODS else [IsAdmin()]
 
     @extend_schema(request=JobStartSerializer, responses={201: JobSerializer})
     def create(self, request, *args, **kwargs):

@@ -122,10 +122,10 @@ EXPECTED: dict[tuple[str, str], Row] = {
     ("api-prediction-list", "GET"): Row(READERS, at("api-prediction-list")),
     ("api-prediction-detail", "GET"): Row(READERS, detail(
         "api-prediction-detail", lambda ctx: ctx.world.classifier.predictions.first().pk)),
-    ("api-job-list", "GET"): Row(ADMIN, at("api-job-list")),
+    ("api-job-list", "GET"): Row(READERS, at("api-job-list")),
     ("api-job-list", "POST"): Row(ADMIN, lambda ctx, role: (reverse("api-job-list"), {
         "kind": "build_queue", "dataset": ctx.world.dataset.pk, "schema": "galaxy10"}), ok=201),
-    ("api-job-detail", "GET"): Row(ADMIN, detail("api-job-detail", lambda ctx: ctx.job.pk)),
+    ("api-job-detail", "GET"): Row(READERS, detail("api-job-detail", lambda ctx: ctx.job.pk)),
     ("api-job-cancel", "POST"): Row(ADMIN, detail("api-job-cancel", lambda ctx: ctx.job.pk)),
     ("api-queue-next", "GET"): Row(READERS, lambda ctx, role: (
         reverse("api-queue-next") + f"?dataset={ctx.world.dataset.pk}&schema=galaxy10", None)),
