@@ -245,6 +245,9 @@ GALAXY_FEATURES_ROOT = env_path("GALAXY_FEATURES_ROOT", VAR_DIR / "features")
 # From this many vectors "auto" builds a compressed IVF-PQ index (mlcore.index) instead of an HNSW graph, whose
 # float32 vectors and links cost about 2.2 GB per million 512-d vectors and hours to build at catalogue scale.
 GALAXY_INDEX_IVFPQ_MIN = env_int("GALAXY_INDEX_IVFPQ_MIN", 1_000_000, minimum=1)
+# The folder whose files admins may import from the Jobs page (a catalogue is copied here, or mounted, first): the
+# page names files relative to it and refuses anything that resolves outside it.
+GALAXY_IMPORT_ROOT = env_path("GALAXY_IMPORT_ROOT", VAR_DIR / "imports")
 # A running job with no sign of life for this long is taken for dead (its worker on another machine was stopped).
 GALAXY_JOB_STALE_SECONDS = env_int("GALAXY_JOB_STALE_SECONDS", 900, minimum=30)
 

@@ -30,6 +30,7 @@ from labeling.services.features import (
     features_count_refresh,
     features_extract,
 )
+from labeling.services.import_jobs import import_job_run
 from labeling.services.job_chunks import chunk_run, chunks_fan_out
 from labeling.services.jobs import JobConflict, job_run
 from labeling.services.neighbours import index_build
@@ -224,3 +225,13 @@ def retrain(job_id: int, echo=None) -> dict:
 def pretrain(job_id: int, echo=None) -> dict:
     """Self-supervised pretraining of a pretrain Job (labeling/services/pretrain.py): {"model_version", "loss"}."""
     return job_run(job_id, lambda job, reporter: pretrain_run(job=job, reporter=reporter), echo=echo)
+
+
+def import_galaxies(job_id: int, echo=None) -> dict:
+    """An import_galaxies Job started on the Jobs page (labeling/services/import_jobs.py): the import's counts."""
+    return job_run(job_id, import_job_run, echo=echo)
+
+
+def import_votes(job_id: int, echo=None) -> dict:
+    """An import_votes Job started on the Jobs page (labeling/services/import_jobs.py): the import's counts."""
+    return job_run(job_id, import_job_run, echo=echo)

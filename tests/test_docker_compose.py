@@ -127,7 +127,8 @@ def test_web_and_workers_share_the_media_and_feature_volumes_where_the_settings_
 
     assert mounts["media"] == spec["environment"]["MEDIA_ROOT"]
     assert mounts["features"] == spec["environment"]["GALAXY_FEATURES_ROOT"]
-    assert {"pgdata", "media", "features"} <= set(with_gpu["volumes"])
+    assert mounts["imports"] == spec["environment"]["GALAXY_IMPORT_ROOT"]  # web lists the files, a worker reads them
+    assert {"pgdata", "media", "features", "imports"} <= set(with_gpu["volumes"])
 
 
 def test_web_runs_gunicorn_on_static_files_collected_into_the_image(compose, default):

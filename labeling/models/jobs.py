@@ -18,6 +18,8 @@ class Job(models.Model):
         BUILD_QUEUE = "build_queue", "build labelling queues"
         RETRAIN = "retrain", "retrain cycle"
         PRETRAIN = "pretrain", "self-supervised pretraining"
+        IMPORT_GALAXIES = "import_galaxies", "import galaxies"
+        IMPORT_VOTES = "import_votes", "import votes"
 
     class Status(models.TextChoices):
         QUEUED = "queued", "queued"

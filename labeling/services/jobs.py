@@ -70,8 +70,11 @@ class JobReporter:
             return
         self._last_write, self._last_message = now, message
         percent = 100.0 * done / total if total else 0.0
-        Job.objects.filter(pk=self.job_id).update(progress=min(100.0, percent), message=message[:300],
-                                                  heartbeat_at=timezone.now())
+        self.write(min(100.0, percent), message[:300])
+
+    def write(self, percent: float, message: str) -> None:
+        """Record progress on the job's row, with a heartbeat."""
+        Job.objects.filter(pk=self.job_id).update(progress=percent, message=message, heartbeat_at=timezone.now())
 
     def cancel_requested(self) -> bool:
         """True once a person asked to cancel; checked against the database at most every 2 s."""

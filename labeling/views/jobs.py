@@ -1,5 +1,5 @@
-"""The Jobs page: start feature extraction, indexes, clusterings, maps, probability-model refits and queue
-rebuilds; watch their progress; cancel or re-run.
+"""The Jobs page: import catalogues from the server's import folder, start feature extraction, indexes,
+clusterings, maps, probability-model refits and queue rebuilds; watch their progress; cancel or re-run.
 
 Experts and admins may watch; starting, cancelling and re-running are for staff (admins)."""
 
@@ -7,6 +7,7 @@ from django.contrib import messages
 from django.http import JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils.http import urlencode
 from django.views.decorators.http import require_POST
 
 from labeling import selectors
@@ -18,8 +19,10 @@ from labeling.forms import (
     FitClassifierForm,
     MapForm,
 )
+from labeling.import_forms import ImportGalaxiesForm, ImportVotesForm
 from labeling.models import Job
 from labeling.services.classifier import classifier_fit_start
+from labeling.services.import_jobs import IMPORT_FORMATS, import_job_start
 from labeling.services.jobs import job_cancel, job_rerun, jobs_mark_abandoned
 from labeling.services.ml_jobs import clustering_start, embedding_start, extraction_start, index_start
 from labeling.services.model_versions import ModelVersionError, model_version_get_or_create
@@ -27,6 +30,8 @@ from labeling.services.queue import queue_build_start
 from labeling.views.access import expert_required, staff_required
 
 FORMS = {
+    Job.Kind.IMPORT_GALAXIES: ImportGalaxiesForm,
+    Job.Kind.IMPORT_VOTES: ImportVotesForm,
     Job.Kind.EXTRACT_FEATURES: ExtractFeaturesForm,
     Job.Kind.BUILD_INDEX: BuildIndexForm,
     Job.Kind.CLUSTER: ClusterForm,
@@ -35,6 +40,8 @@ FORMS = {
     Job.Kind.BUILD_QUEUE: BuildQueueForm,
 }
 TITLES = {
+    Job.Kind.IMPORT_GALAXIES: "Import galaxies",
+    Job.Kind.IMPORT_VOTES: "Import volunteer votes",
     Job.Kind.EXTRACT_FEATURES: "Extract features",
     Job.Kind.BUILD_INDEX: "Build a neighbour index",
     Job.Kind.CLUSTER: "Cluster",
@@ -46,6 +53,10 @@ JOBS_SHOWN = 50
 
 
 def _start(kind: str, data: dict, user) -> Job:
+    if kind in IMPORT_FORMATS:
+        return import_job_start(kind=kind, path=data["path"], fmt=data["format"], dataset_name=data["dataset"],
+                                labels=data.get("labels", ""), schema=data.get("schema", ""),
+                                skip_bad=data["skip_bad"], user=user)
     if kind == Job.Kind.EXTRACT_FEATURES:
         version = data["model_version"] or model_version_get_or_create(
             backbone=data["backbone"], weights=data["weights"], image_size=data["image_size"], seed=data["seed"],
@@ -73,6 +84,8 @@ def job_link(job: Job) -> str | None:
         return reverse("clustering-detail", args=[result["clustering"]])
     if "embedding" in result:
         return reverse("map-detail", args=[result["embedding"]])
+    if "dataset_slug" in result:  # an import: its galaxies
+        return f"{reverse('galaxy-list')}?{urlencode({'dataset': result['dataset_slug']})}"
     return None
 
 

@@ -1,0 +1,74 @@
+"""Forms of the Jobs page that import catalogues from files on the server (labeling/services/import_jobs.py)."""
+
+from django import forms
+from django.utils.html import format_html, format_html_join
+
+from labeling.services.import_common import dataset_name_checked
+from labeling.services.import_jobs import import_root, import_source, import_sources
+from labeling.services.importing import ImportFailed
+
+
+class SourceInput(forms.TextInput):
+    """A text box that offers the folders and catalogue files under GALAXY_IMPORT_ROOT as suggestions (a
+    <datalist>); any other path under it may be typed."""
+
+    def render(self, name, value, attrs=None, renderer=None):
+        list_id = f"{(attrs or {}).get('id', name)}-sources"
+        box = super().render(name, value, {**(attrs or {}), "list": list_id, "autocomplete": "off"}, renderer)
+        options = format_html_join("", '<option value="{}">', ((source,) for source in import_sources()))
+        return box + format_html('<datalist id="{}">{}</datalist>', list_id, options)
+
+
+class ImportForm(forms.Form):
+    """What both imports ask: the file or folder, its layout, the dataset to import into, bad rows' fate."""
+
+    field_order = ["path", "format", "labels", "dataset", "schema", "skip_bad"]
+
+    path = forms.CharField(max_length=1000, widget=SourceInput)
+    format = forms.ChoiceField()
+    dataset = forms.CharField(max_length=200, label="Dataset", help_text="Its name; created when missing.")
+    skip_bad = forms.BooleanField(required=False, label="Skip bad rows",
+                                  help_text="Import the good rows and list the bad ones, instead of failing.")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["path"].help_text = f"{self.path_help}, relative to the import folder {import_root()}."
+
+    def clean_path(self):
+        return self._source(self.cleaned_data["path"], "path")
+
+    def clean_dataset(self):
+        try:
+            return dataset_name_checked(self.cleaned_data["dataset"])
+        except ImportFailed as exc:
+            raise forms.ValidationError("; ".join(exc.problems)) from None
+
+    @staticmethod
+    def _source(value: str, field: str) -> str:
+        try:
+            import_source(value, field=field)
+        except ValueError as exc:
+            raise forms.ValidationError(str(exc).removeprefix(f"{field}: ")) from None
+        return value
+
+
+class ImportGalaxiesForm(ImportForm):
+    path_help = "A folder of images with labels.csv, a Galaxy10 DECaLS .h5 file or the Galaxy Zoo example set's folder"
+    format = forms.ChoiceField(choices=[("folder", "folder of images with a CSV"),
+                                        ("galaxy10-h5", "Galaxy10 DECaLS HDF5"),
+                                        ("gz-examples", "Galaxy Zoo example set")])
+    labels = forms.CharField(max_length=1000, required=False, widget=SourceInput, label="Labels CSV",
+                             help_text="When it is not labels.csv in the folder.")
+    schema = forms.CharField(max_length=100, required=False, label="Label schema",
+                             help_text="Folder: default named after the dataset; Galaxy10: galaxy10.")
+
+    def clean_labels(self):
+        labels = self.cleaned_data["labels"]
+        return self._source(labels, "labels") if labels else ""
+
+
+class ImportVotesForm(ImportForm):
+    path_help = "A vote catalogue (.csv or .csv.gz)"
+    format = forms.ChoiceField(choices=[("gz2-table", "GZ2 table (Hart et al. 2016 layout)"),
+                                        ("gz2-kaggle", "Kaggle Galaxy Zoo solutions"),
+                                        ("gz-decals", "GZ DECaLS volunteer catalogue")])
