@@ -41,6 +41,13 @@ def media_root(settings, tmp_path):
 
 
 @pytest.fixture(autouse=True)
+def import_root(settings, tmp_path):
+    """The folder admins import from on the Jobs page, the test's own (the demo copies a sample there)."""
+    settings.GALAXY_IMPORT_ROOT = tmp_path / "imports"
+    return settings.GALAXY_IMPORT_ROOT
+
+
+@pytest.fixture(autouse=True)
 def features_root(settings, tmp_path):
     """Feature stores and neighbour indexes go under the test's own folder too."""
     settings.GALAXY_FEATURES_ROOT = tmp_path / "features"

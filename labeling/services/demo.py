@@ -6,6 +6,7 @@ Every step is idempotent, so `make demo` can be run again on an existing databas
 import json
 import os
 import secrets
+import shutil
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -278,8 +279,19 @@ def demo_load(*, progress: Callable | None = None, include_stripe82: bool = True
     if analyse:
         for name, k in DEMO_ANALYSES.items():
             _analyse(datasets[name], k, report)
+    _import_sample(report)
     _demo_users(report)
     return report
+
+
+def _import_sample(report: "DemoReport") -> None:
+    """A catalogue in the import folder, so that the Jobs page's "Import galaxies" has something to offer: the
+    Galaxy10 samples (a folder of images with labels.csv), copied once and left alone afterwards."""
+    sample = Path(settings.GALAXY_IMPORT_ROOT) / "galaxy10-sample"
+    if not sample.exists():
+        shutil.copytree(DEMO_DATA / "galaxy10", sample)
+    report.add(f"import folder {settings.GALAXY_IMPORT_ROOT}: galaxy10-sample, to import on /jobs/ "
+               "(format 'folder', schema galaxy10)")
 
 
 def _open_for_volunteers(dataset: Dataset, tree, early_rule, report: "DemoReport") -> None:

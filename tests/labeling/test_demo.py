@@ -26,6 +26,7 @@ from labeling.models import (
     VoteSummary,
 )
 from labeling.services.demo import demo_load
+from labeling.services.import_jobs import import_sources
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 COUNTED = (Dataset, Galaxy, ExpertLabel, VolunteerClassification, VoteSummary, ConsensusLabel, DecisionTree, User,
@@ -60,6 +61,9 @@ def test_loading_the_demo_twice_duplicates_nothing_and_keeps_the_logins(settings
     assert any("simulated volunteers for 0 new galaxies" in line for line in second.lines)
     galaxy10 = FeatureSet.objects.get(dataset__name="Galaxy10 DECaLS samples")
     assert galaxy10.count == 110 and galaxy10.has_index and galaxy10.clusterings.get().k == 10
+    # A catalogue waits in the import folder for the Jobs page, copied once.
+    assert {"galaxy10-sample", "galaxy10-sample/labels.csv"} <= set(import_sources())
+    assert any("galaxy10-sample, to import on /jobs/" in line for line in second.lines)
 
 
 def _qcluster_pids() -> set[int]:
