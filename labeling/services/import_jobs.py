@@ -46,11 +46,16 @@ def import_source(relative: str, *, field: str = "path") -> Path:
     given = Path(relative)
     if given.is_absolute() or ".." in given.parts:
         raise ValueError(f"{field}: {relative!r} must be relative to the import folder {root}, without '..'")
-    resolved = (root / given).resolve()
-    if not resolved.is_relative_to(root):
-        raise ValueError(f"{field}: {relative!r} leads outside the import folder {root} (a symbolic link?)")
-    if not resolved.exists():
-        raise ValueError(f"{field}: {relative!r} is not in the import folder {root}")
+    try:
+        resolved = (root / given).resolve()
+        if not resolved.is_relative_to(root):
+            raise ValueError(f"{field}: {relative!r} leads outside the import folder {root} (a symbolic link?)")
+        if not resolved.exists():
+            raise ValueError(f"{field}: {relative!r} is not in the import folder {root}")
+    except (OSError, RuntimeError) as exc:  # a name too long for the file system, a folder it may not read, a
+        # symlink loop (RuntimeError from resolve() before Python 3.13)
+        reason = getattr(exc, "strerror", None) or str(exc)
+        raise ValueError(f"{field}: {relative!r} cannot be read under the import folder {root}: {reason}") from None
     return resolved
 
 

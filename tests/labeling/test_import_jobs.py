@@ -119,12 +119,15 @@ def test_an_admin_imports_a_vote_catalogue(as_admin, import_root, django_capture
     ("g10/../../outside", "without '..'"),
     ("missing", "is not in the import folder"),
     ("escape", "leads outside the import folder"),
+    ("a" * 300, "File name too long"),
+    ("loop/x.csv", "cannot be read under the import folder"),
     ("", "This field is required"),
 ])
 def test_the_form_refuses_a_path_outside_the_import_folder_and_queues_nothing(as_admin, import_root, tmp_path, path,
                                                                               says):
     (tmp_path / "outside").mkdir()
     os.symlink(tmp_path / "outside", import_root / "escape")
+    os.symlink(import_root / "loop", import_root / "loop")  # a link to itself
     response = as_admin.post(reverse("job-start", args=["import_votes"]),
                              {"path": path, "format": "gz2-table", "dataset": "Anything"})
     assert response.status_code == 200 and says in html.unescape(response.content.decode())
