@@ -1,5 +1,5 @@
-"""Background jobs for admins: start an extraction, an index build, a clustering, a retrain cycle or a queue
-rebuild; follow its progress; cancel it."""
+"""Background jobs: experts follow them; admins start an extraction, an index build, a clustering, a retrain cycle,
+a queue rebuild or an import of a catalogue under GALAXY_IMPORT_ROOT, and cancel them."""
 
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, serializers, status, viewsets
@@ -10,6 +10,7 @@ from rest_framework.response import Response
 from labeling.api.permissions import CanRead, IsAdmin
 from labeling.models import Clustering, Dataset, FeatureSet, Job, LabelSchema, ModelVersion
 from labeling.services.classifier import current_feature_set
+from labeling.services.import_jobs import IMPORT_FORMATS, import_job_start
 from labeling.services.jobs import JobConflict, job_cancel
 from labeling.services.ml_jobs import clustering_start, extraction_start, index_start
 from labeling.services.queue import queue_build_start
@@ -63,6 +64,21 @@ class JobStartSerializer(serializers.Serializer):
         return attrs
 
 
+class ImportStartSerializer(serializers.Serializer):
+    kind = serializers.ChoiceField(choices=[(kind.value, kind.label) for kind in IMPORT_FORMATS])
+    path = serializers.CharField(max_length=1000, help_text="The file or folder, relative to GALAXY_IMPORT_ROOT.")
+    format = serializers.CharField(max_length=40, help_text="import_galaxies: folder, galaxy10-h5 or gz-examples; "
+                                                            "import_votes: gz2-table, gz2-kaggle or gz-decals.")
+    dataset_name = serializers.CharField(max_length=200, help_text="The dataset; created when missing.")
+    labels = serializers.CharField(max_length=1000, required=False, allow_blank=True, default="",
+                                   help_text="import_galaxies: the CSV, when it is not labels.csv in the folder.")
+    schema = serializers.CharField(max_length=100, required=False, allow_blank=True, default="",
+                                   help_text="import_galaxies: the label schema (folder: default named after the "
+                                             "dataset; galaxy10-h5: galaxy10).")
+    skip_bad = serializers.BooleanField(required=False, default=False,
+                                        help_text="Import the good rows and list the bad ones, instead of failing.")
+
+
 def _start(data: dict, user) -> Job:
     """Raises ValueError (a 400) when the service refuses, JobConflict (a 409) when the same job runs already."""
     kind, dataset = data["kind"], data["dataset"]
@@ -99,6 +115,28 @@ class JobViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
             raise  # a 409, from labeling/api/errors.py
         except ValueError as error:  # the services' refusals: no images, k too large, no labels of two classes
             raise serializers.ValidationError({"non_field_errors": [str(error)]}) from error
+        return Response(JobSerializer(job).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=ImportStartSerializer, responses={201: JobSerializer})
+    @action(detail=False, methods=["post"], url_path="import", url_name="import")
+    def import_catalogue(self, request):
+        """Import a catalogue from a file or folder under GALAXY_IMPORT_ROOT, as on the Jobs page: a worker runs
+        it; the job fails naming every bad row, with nothing written. 409 when the same import runs already."""
+        start = ImportStartSerializer(data=request.data)
+        start.is_valid(raise_exception=True)
+        data = start.validated_data
+        try:
+            job = import_job_start(kind=data["kind"], path=data["path"], fmt=data["format"],
+                                   dataset_name=data["dataset_name"], labels=data["labels"], schema=data["schema"],
+                                   skip_bad=data["skip_bad"], user=request.user)
+        except JobConflict:
+            raise  # a 409, from labeling/api/errors.py
+        except ValueError as error:  # "field: what is wrong", from the service
+            field, _, message = str(error).partition(": ")
+            field = {"dataset": "dataset_name"}.get(field, field)
+            if field not in start.fields:
+                field, message = "non_field_errors", str(error)
+            raise serializers.ValidationError({field: [message]}) from error
         return Response(JobSerializer(job).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(request=None, responses=JobSerializer)

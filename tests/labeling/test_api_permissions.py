@@ -9,8 +9,10 @@ a denied signed-in caller gets 403; an allowed one gets the status of the row (n
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
+from django.conf import settings
 from django.db import transaction
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
@@ -80,6 +82,16 @@ def credentials(ctx: Context, role: str) -> tuple[str, dict]:
     return reverse("api-token"), {"username": user.username, "password": f"pw-{user.username}"}
 
 
+def import_body(ctx: Context, role: str) -> tuple[str, dict]:
+    """An import of a file that is in the import folder (read when the job runs, not when it is queued); a dataset
+    per role, so that one role's queued import is not the same job as another's (a 409)."""
+    root = Path(settings.GALAXY_IMPORT_ROOT)
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "votes.csv").write_text("objid\n")
+    return reverse("api-job-import"), {"kind": "import_votes", "path": "votes.csv", "format": "gz2-table",
+                                       "dataset_name": f"Imported as {role}"}
+
+
 def pk_of(model_attr: str) -> Callable[[Context], int]:
     return lambda ctx: getattr(ctx.world, model_attr).pk
 
@@ -125,6 +137,7 @@ EXPECTED: dict[tuple[str, str], Row] = {
     ("api-job-list", "GET"): Row(READERS, at("api-job-list")),
     ("api-job-list", "POST"): Row(ADMIN, lambda ctx, role: (reverse("api-job-list"), {
         "kind": "build_queue", "dataset": ctx.world.dataset.pk, "schema": "galaxy10"}), ok=201),
+    ("api-job-import", "POST"): Row(ADMIN, import_body, ok=201),
     ("api-job-detail", "GET"): Row(READERS, detail("api-job-detail", lambda ctx: ctx.job.pk)),
     ("api-job-cancel", "POST"): Row(ADMIN, detail("api-job-cancel", lambda ctx: ctx.job.pk)),
     ("api-queue-next", "GET"): Row(READERS, lambda ctx, role: (

@@ -202,3 +202,33 @@ def test_progress_inside_the_import_transaction_is_seen_by_others_on_postgresql(
     finally:
         progress.close()
         other.close()
+
+
+def test_a_script_starts_an_import_over_the_api_and_reads_how_it_ended(
+        as_admin, import_root, django_capture_on_commit_callbacks):
+    write_table(import_root / "solutions.csv", KAGGLE_HEADER, [kaggle_row(100008, SPIRAL, SPIRAL_REACH)])
+    body = {"kind": "import_votes", "path": "solutions.csv", "format": "gz2-kaggle", "dataset_name": "Scripted"}
+    with django_capture_on_commit_callbacks(execute=True):
+        started = as_admin.post(reverse("api-job-import"), body, content_type="application/json")
+    assert started.status_code == 201 and started.json()["kind"] == "import_votes"
+    job = as_admin.get(reverse("api-job-detail", args=[started.json()["id"]])).json()
+    assert job["status"] == "succeeded" and job["result"]["created"] == 1
+    assert job["dataset"] == Dataset.objects.get(name="Scripted").pk
+
+
+@pytest.mark.parametrize("change, field, says", [
+    ({"path": "../votes.csv"}, "path", "without '..'"),
+    ({"path": "missing.csv"}, "path", "is not in the import folder"),
+    ({"format": "folder"}, "format", "is not one of gz2-table, gz2-kaggle, gz-decals"),
+    ({"dataset_name": "a\x00b"}, "dataset_name", "Null characters are not allowed"),
+    ({"dataset_name": "x" * 201}, "dataset_name", "no more than 200 characters"),
+    ({"dataset_name": "x" * 150}, "dataset_name", "a dataset name is at most 100 characters"),  # the service's
+    ({"dataset_name": "tab\there"}, "dataset_name", "contains a control character"),
+    ({"kind": "extract_features"}, "kind", "is not a valid choice"),
+])
+def test_a_bad_api_import_is_a_400_naming_the_field_and_queues_nothing(as_admin, import_root, change, field, says):
+    (import_root / "votes.csv").write_text("objid\n")
+    body = {"kind": "import_votes", "path": "votes.csv", "format": "gz2-table", "dataset_name": "D", **change}
+    response = as_admin.post(reverse("api-job-import"), body, content_type="application/json")
+    assert response.status_code == 400 and says in response.json()[field][0], response.json()
+    assert not Job.objects.exists()
