@@ -3,9 +3,13 @@
 from django import forms
 from django.utils.html import format_html, format_html_join
 
-from labeling.services.import_common import dataset_name_checked
-from labeling.services.import_jobs import import_root, import_source, import_sources
-from labeling.services.importing import ImportFailed
+from labeling.services.import_jobs import (
+    ImportArgumentError,
+    import_dataset_name,
+    import_root,
+    import_source,
+    import_sources,
+)
 
 
 class SourceInput(forms.TextInput):
@@ -37,18 +41,19 @@ class ImportForm(forms.Form):
     def clean_path(self):
         return self._source(self.cleaned_data["path"], "path")
 
+    # The service's own checks (labeling/services/import_jobs.py), shown on their field before anything is queued.
     def clean_dataset(self):
         try:
-            return dataset_name_checked(self.cleaned_data["dataset"])
-        except ImportFailed as exc:
-            raise forms.ValidationError("; ".join(exc.problems)) from None
+            return import_dataset_name(self.cleaned_data["dataset"])
+        except ImportArgumentError as exc:
+            raise forms.ValidationError(exc.message) from None
 
     @staticmethod
     def _source(value: str, field: str) -> str:
         try:
             import_source(value, field=field)
-        except ValueError as exc:
-            raise forms.ValidationError(str(exc).removeprefix(f"{field}: ")) from None
+        except ImportArgumentError as exc:
+            raise forms.ValidationError(exc.message) from None
         return value
 
 

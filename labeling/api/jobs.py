@@ -10,7 +10,7 @@ from rest_framework.response import Response
 from labeling.api.permissions import CanRead, IsAdmin
 from labeling.models import Clustering, Dataset, FeatureSet, Job, LabelSchema, ModelVersion
 from labeling.services.classifier import current_feature_set
-from labeling.services.import_jobs import IMPORT_FORMATS, import_job_start
+from labeling.services.import_jobs import IMPORT_FORMATS, ImportArgumentError, import_job_start
 from labeling.services.jobs import JobConflict, job_cancel
 from labeling.services.ml_jobs import clustering_start, extraction_start, index_start
 from labeling.services.queue import queue_build_start
@@ -131,12 +131,9 @@ class JobViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
                                    skip_bad=data["skip_bad"], user=request.user)
         except JobConflict:
             raise  # a 409, from labeling/api/errors.py
-        except ValueError as error:  # "field: what is wrong", from the service
-            field, _, message = str(error).partition(": ")
-            field = {"dataset": "dataset_name"}.get(field, field)
-            if field not in start.fields:
-                field, message = "non_field_errors", str(error)
-            raise serializers.ValidationError({field: [message]}) from error
+        except ImportArgumentError as error:
+            field = {"dataset": "dataset_name"}.get(error.field, error.field)
+            raise serializers.ValidationError({field: [error.message]}) from error
         return Response(JobSerializer(job).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(request=None, responses=JobSerializer)

@@ -161,12 +161,12 @@ def csv_rows(path: Path, *, required: list[str]) -> Iterator[tuple[int, dict[str
         raise ImportFailed([f"{name}: not a readable CSV file ({exc})"]) from None
 
 
-def image_path_inside(root: Path, relative: str) -> Path:
-    """``relative`` resolved inside the folder ``root``.
+def path_inside(root: Path, relative: str, *, folders: bool = False) -> Path:
+    """``relative`` resolved inside the folder ``root``: a file, or with ``folders`` a file or a folder.
 
     Raises:
         ValueError: empty, with a NUL byte, in a home folder ('~/'), absolute, escaping the folder (by '..' or by a
-            symlink), missing, or not a file.
+            symlink), missing, not a file, or unreadable (a name too long for the file system, a symlink loop).
     """
     if not relative:
         raise ValueError("empty file name")
@@ -178,13 +178,16 @@ def image_path_inside(root: Path, relative: str) -> Path:
         raise ValueError(f"{relative!r} starts with {first!r}, a home folder; give the path relative to the folder")
     if Path(relative).is_absolute():
         raise ValueError(f"{relative!r} is an absolute path; give the path relative to the folder")
-    path = root / relative
-    resolved = path.resolve()
-    if not resolved.is_relative_to(root.resolve()):
+    try:
+        resolved = (root / relative).resolve()
+        inside, exists, is_file = resolved.is_relative_to(root.resolve()), resolved.exists(), resolved.is_file()
+    except (OSError, RuntimeError) as exc:  # RuntimeError: a symlink loop, from resolve() before Python 3.13
+        raise ValueError(f"{relative!r} cannot be read: {getattr(exc, 'strerror', None) or exc}") from None
+    if not inside:
         raise ValueError(f"{relative!r} points outside the folder {root}")
-    if not resolved.exists():
+    if not exists:
         raise ValueError(f"{relative!r}: no such file")
-    if not resolved.is_file():
+    if not is_file and not folders:
         raise ValueError(f"{relative!r} is not a file")
     return resolved
 

@@ -24,8 +24,8 @@ from labeling.services.import_common import (
     check_external_id,
     csv_rows,
     existing_dataset,
-    image_path_inside,
     parse_coordinate,
+    path_inside,
     problem,
     schema_fixed_keys,
     schema_slug,
@@ -99,7 +99,7 @@ def folder_plan(*, dataset_name: str, path: Path, labels_csv: Path | None, schem
         values = entry.values
         source = info = None
         try:
-            source = image_path_inside(root, entry.relative)
+            source = path_inside(root, entry.relative)
         except ValueError as exc:
             faults.append(problem(entry.where, file_column, str(exc)))
         try:

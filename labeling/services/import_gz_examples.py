@@ -25,7 +25,7 @@ from labeling.services.import_common import (
     check_external_id,
     csv_rows,
     existing_dataset,
-    image_path_inside,
+    path_inside,
     problem,
     stored_filename,
 )
@@ -111,7 +111,7 @@ def gz_examples_plan(*, dataset_name: str, path: Path, labels_csv: Path | None, 
         faults = [fault] if fault else []
         source = info = None
         try:
-            source = image_path_inside(root, values["file"])
+            source = path_inside(root, values["file"])
             info = image_inspect(source, max_pixels=max_pixels)
         except (ValueError, OSError) as exc:  # ImageRejected is a ValueError
             # A path fault names the file itself; an image fault needs the file named in front.

@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from labeling.models import Dataset, Job
 from labeling.services import import_galaxies, import_votes
-from labeling.services.import_common import dataset_name_checked
+from labeling.services.import_common import dataset_name_checked, path_inside
 from labeling.services.importing import ImportFailed, ImportReport
 from labeling.services.jobs import JobCancelled, JobReporter, job_create
 
@@ -29,6 +29,14 @@ SOURCES_LISTED = 500
 SKIPPED_ROWS_KEPT = 50
 
 
+class ImportArgumentError(ValueError):
+    """A refused argument of an import job: ``field`` names it, ``message`` says why, for the form and the API."""
+
+    def __init__(self, field: str, message: str):
+        super().__init__(f"{field}: {message}")
+        self.field, self.message = field, message
+
+
 def import_root() -> Path:
     return Path(settings.GALAXY_IMPORT_ROOT)
 
@@ -37,26 +45,13 @@ def import_source(relative: str, *, field: str = "path") -> Path:
     """The file or folder ``relative`` names under GALAXY_IMPORT_ROOT.
 
     Raises:
-        ValueError: naming ``field``, for an absolute path, a path that leaves the folder (``..``, a symlink out)
-            or one that does not exist.
+        ImportArgumentError: for ``field``, as import_common.path_inside refuses: an absolute or home path, one
+            that leaves the folder (``..``, a symlink out), one that does not exist or cannot be read.
     """
-    root = import_root().resolve()
-    if not relative or "\x00" in relative:
-        raise ValueError(f"{field}: name a file or folder under the import folder {root}")
-    given = Path(relative)
-    if given.is_absolute() or ".." in given.parts:
-        raise ValueError(f"{field}: {relative!r} must be relative to the import folder {root}, without '..'")
     try:
-        resolved = (root / given).resolve()
-        if not resolved.is_relative_to(root):
-            raise ValueError(f"{field}: {relative!r} leads outside the import folder {root} (a symbolic link?)")
-        if not resolved.exists():
-            raise ValueError(f"{field}: {relative!r} is not in the import folder {root}")
-    except (OSError, RuntimeError) as exc:  # a name too long for the file system, a folder it may not read, a
-        # symlink loop (RuntimeError from resolve() before Python 3.13)
-        reason = getattr(exc, "strerror", None) or str(exc)
-        raise ValueError(f"{field}: {relative!r} cannot be read under the import folder {root}: {reason}") from None
-    return resolved
+        return path_inside(import_root(), relative, folders=True)
+    except ValueError as exc:
+        raise ImportArgumentError(field, str(exc)) from None
 
 
 def import_sources(limit: int = SOURCES_LISTED) -> list[str]:
@@ -82,17 +77,14 @@ def import_job_start(*, kind: str, path: str, fmt: str, dataset_name: str, label
     """Queue an import of the file or folder ``path`` (relative to GALAXY_IMPORT_ROOT) into ``dataset_name``.
 
     Raises:
-        ValueError: for a kind or format the importers do not know, a bad dataset name, or a path outside the
-            import folder (see import_source). JobConflict: when the same import is queued or running.
+        ImportArgumentError: for a kind or format the importers do not know, a bad dataset name, or a path outside
+            the import folder (see import_source). JobConflict: when the same import is queued or running.
     """
     if kind not in IMPORT_FORMATS:
-        raise ValueError(f"{kind!r} is not an import")
+        raise ImportArgumentError("kind", f"{kind!r} is not an import")
     if fmt not in IMPORT_FORMATS[kind]:
-        raise ValueError(f"format: {fmt!r} is not one of {', '.join(IMPORT_FORMATS[kind])}")
-    try:
-        dataset_name = dataset_name_checked(dataset_name)
-    except ImportFailed as exc:
-        raise ValueError(f"dataset: {'; '.join(exc.problems)}") from None
+        raise ImportArgumentError("format", f"{fmt!r} is not one of {', '.join(IMPORT_FORMATS[kind])}")
+    dataset_name = import_dataset_name(dataset_name)
     import_source(path)
     if labels:
         import_source(labels, field="labels")
@@ -103,9 +95,19 @@ def import_job_start(*, kind: str, path: str, fmt: str, dataset_name: str, label
                       user=user)
 
 
+def import_dataset_name(name: str) -> str:
+    """``name`` stripped, when it can name a dataset. Raises ImportArgumentError for "dataset"."""
+    try:
+        return dataset_name_checked(name)
+    except ImportFailed as exc:
+        raise ImportArgumentError("dataset", "; ".join(exc.problems)) from None
+
+
 def import_job_run(job: Job, reporter: JobReporter) -> dict:
     """The work of an import job (labeling.tasks.import_galaxies / import_votes): the importer, its report as the
-    job's result. The paths are checked again: the folder may have changed since the job was queued."""
+    job's result. The paths are checked again: the folder may have changed since the job was queued. Progress goes
+    through an ImportProgress rather than job_run's ``reporter``, which would write inside the import's
+    transaction."""
     arguments = job.arguments
     path = import_source(arguments["path"])
     progress = ImportProgress(job.pk)

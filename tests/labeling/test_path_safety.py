@@ -32,15 +32,19 @@ BAD_PATHS = {
     "url_encoded_dots": ("%2e%2e/outside.jpg", "no such file"),
     "url_encoded_slash": ("..%2foutside.jpg", "no such file"),
     "backslashes": ("..\\outside.jpg", "no such file"),
+    "too_long": ("images/" + "a" * 300 + ".jpg", "cannot be read: File name too long"),
+    "symlink_loop": ("loop/outside.jpg", "cannot be read"),
 }
 
 
 def outside_world(folder: Path, image: Path, monkeypatch) -> Path:
-    """outside.jpg beside ``folder`` (and in a HOME pointed there), a symlink to it and one to its folder inside."""
+    """outside.jpg beside ``folder`` (and in a HOME pointed there), a symlink to it and one to its folder inside,
+    and a symlink to itself."""
     outside = folder.parent / "outside.jpg"
     shutil.copy(image, outside)
     os.symlink(outside, folder / "images" / "link.jpg")
     os.symlink(folder.parent, folder / "linked")
+    os.symlink(folder / "loop", folder / "loop")  # a link to itself
     monkeypatch.setenv("HOME", str(folder.parent))
     return outside
 
