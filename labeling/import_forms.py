@@ -1,26 +1,24 @@
 """Forms of the Jobs page that import catalogues from files on the server (labeling/services/import_jobs.py)."""
 
 from django import forms
-from django.utils.html import format_html, format_html_join
 
 from labeling.services.import_jobs import (
     ImportArgumentError,
     import_dataset_name,
     import_root,
     import_source,
-    import_sources,
 )
+
+# The <datalist> of the folders and catalogue files under GALAXY_IMPORT_ROOT: one per page, listed once by the view
+# (labeling/views/jobs.py) however many path boxes offer it.
+SOURCES_LIST_ID = "import-sources"
 
 
 class SourceInput(forms.TextInput):
-    """A text box that offers the folders and catalogue files under GALAXY_IMPORT_ROOT as suggestions (a
-    <datalist>); any other path under it may be typed."""
+    """A text box that suggests what is in the import folder (SOURCES_LIST_ID); any other path may be typed."""
 
-    def render(self, name, value, attrs=None, renderer=None):
-        list_id = f"{(attrs or {}).get('id', name)}-sources"
-        box = super().render(name, value, {**(attrs or {}), "list": list_id, "autocomplete": "off"}, renderer)
-        options = format_html_join("", '<option value="{}">', ((source,) for source in import_sources()))
-        return box + format_html('<datalist id="{}">{}</datalist>', list_id, options)
+    def __init__(self, attrs=None):
+        super().__init__({"list": SOURCES_LIST_ID, "autocomplete": "off", **(attrs or {})})
 
 
 class ImportForm(forms.Form):

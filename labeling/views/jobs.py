@@ -19,10 +19,10 @@ from labeling.forms import (
     FitClassifierForm,
     MapForm,
 )
-from labeling.import_forms import ImportGalaxiesForm, ImportVotesForm
+from labeling.import_forms import SOURCES_LIST_ID, ImportGalaxiesForm, ImportVotesForm
 from labeling.models import Job
 from labeling.services.classifier import classifier_fit_start
-from labeling.services.import_jobs import IMPORT_FORMATS, import_job_start
+from labeling.services.import_jobs import IMPORT_FORMATS, import_job_start, import_sources
 from labeling.services.jobs import job_cancel, job_rerun, jobs_mark_abandoned
 from labeling.services.ml_jobs import clustering_start, embedding_start, extraction_start, index_start
 from labeling.services.model_versions import ModelVersionError, model_version_get_or_create
@@ -100,6 +100,7 @@ def job_list(request, forms=None):
         "jobs": jobs, "forms": [(kind, TITLES[kind], form) for kind, form in forms.items()],
         "feature_sets": selectors.feature_sets_overview(),
         "active": any(not job.is_finished for job in jobs),
+        "import_sources": import_sources() if request.user.is_staff else [], "import_sources_id": SOURCES_LIST_ID,
     })
 
 

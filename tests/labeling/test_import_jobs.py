@@ -50,7 +50,9 @@ def test_an_admin_imports_a_folder_of_real_galaxies_from_the_jobs_page(
     galaxy10_subset_folder(import_root / "g10", classes=("0", "5"), per_class=3)
     page = as_admin.get(reverse("job-list")).content.decode()
     assert 'id="start-import_galaxies"' in page and 'id="start-import_votes"' in page
-    assert '<option value="g10">' in page and '<option value="g10/labels.csv">' in page  # offered, not typed
+    # Offered, not typed: one list for the page's three path boxes, the folder walked once.
+    assert page.count('<option value="g10">') == 1 and '<option value="g10/labels.csv">' in page
+    assert page.count('list="import-sources"') == 3
 
     response = start(as_admin, "import_galaxies", {"path": "g10", "format": "folder", "dataset": "Galaxy10 web",
                                                    "schema": "galaxy10"}, django_capture_on_commit_callbacks)
