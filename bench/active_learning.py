@@ -2,7 +2,7 @@
 
 The labels of a real dataset are hidden behind an oracle; each query strategy asks for labels round by round, a
 calibrated logistic-regression head on frozen ResNet-18 features (seeded random weights: nothing can be
-downloaded here) is refitted, and its accuracy is measured on a fixed held-out split (mlcore.al_simulation, the
+downloaded here) is refitted, and its accuracy is measured on a fixed held-out split (mlcore.active.simulation, the
 same code as `manage.py simulate_active_learning`). Prints, per strategy, the mean final accuracy and the labels
 needed to reach random sampling's final accuracy, over the seeds.
 
@@ -27,10 +27,10 @@ import torch
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
-from mlcore.al_simulation import simulate  # noqa: E402
-from mlcore.backbone import build_backbone  # noqa: E402
-from mlcore.data import ImageFiles, make_loader, make_transform  # noqa: E402
-from mlcore.features import extract  # noqa: E402
+from mlcore.active.simulation import simulate  # noqa: E402
+from mlcore.features.backbone import build_backbone  # noqa: E402
+from mlcore.features.extraction import extract  # noqa: E402
+from mlcore.features.images import ImageFiles, make_loader, make_transform  # noqa: E402
 
 DATA = {
     "galaxy10": (REPO_ROOT / "labeling" / "demo_data" / "galaxy10", "label"),

@@ -22,7 +22,7 @@ threads (a double click).
 Checked afterwards in the database: no HTTP error; one VolunteerClassification per 201 (same id, volunteer and
 answers; none lost, none extra) and none per (galaxy, tree, volunteer) twice; a retry is a 200 that stores nothing
 and a double click one 201 and one 200; every aggregated VoteSummary equals a recount of the galaxy's stored walks
-(mlcore.votes.count_votes), so its root-question total equals its number of classifications; every
+(mlcore.votes.tree.count_votes), so its root-question total equals its number of classifications; every
 Subject.n_classifications equals its classification count and is retired exactly when it reaches retire_after; no
 galaxy has more than retire_after + volunteers - 1 classifications (each other volunteer may hold the galaxy,
 offered before it retired, and send it after: the submit stores a classification of a retired galaxy rather than
@@ -238,7 +238,7 @@ def verify(policy, load: Load, volunteers: int) -> tuple[dict, list[tuple[str, b
     from django.db.models import Count
 
     from labeling.models import Subject, VolunteerClassification, VoteSummary
-    from mlcore.votes import count_votes, parse_tree
+    from mlcore.votes.tree import count_votes, parse_tree
 
     tree = policy.tree
     rows = {row.pk: row for row in VolunteerClassification.objects.filter(tree=tree, galaxy__dataset=policy.dataset)}

@@ -91,8 +91,8 @@ def child(step: str, n_rows: int, folder: Path) -> dict:
 
 def run_step(step: str, n_rows: int, folder: Path) -> None:
     """The child's side: load the input, time one method, save its output, print the measurements as JSON."""
-    from mlcore.cluster import kmeans, reduce_pca
-    from mlcore.spectral import ScalableSpectral
+    from mlcore.clusters.kmeans import kmeans, reduce_pca
+    from mlcore.clusters.spectral import ScalableSpectral
 
     if step == "pca":
         data = np.load(folder / "vectors.npy", mmap_mode="r")[:n_rows].copy()

@@ -29,11 +29,11 @@ import torch
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
-from mlcore.backbone import build_backbone  # noqa: E402
-from mlcore.cluster import kmeans, reduce_pca  # noqa: E402
-from mlcore.data import ImageFiles, make_loader, make_transform  # noqa: E402
-from mlcore.features import extract  # noqa: E402
-from mlcore.metrics import label_metrics  # noqa: E402
+from mlcore.clusters.kmeans import kmeans, reduce_pca  # noqa: E402
+from mlcore.clusters.metrics import label_metrics  # noqa: E402
+from mlcore.features.backbone import build_backbone  # noqa: E402
+from mlcore.features.extraction import extract  # noqa: E402
+from mlcore.features.images import ImageFiles, make_loader, make_transform  # noqa: E402
 
 GALAXY10 = REPO_ROOT / "labeling" / "demo_data" / "galaxy10"
 

@@ -41,9 +41,9 @@ sys.path.insert(0, str(REPO_ROOT / "bench"))
 
 from extraction import decode_ms, demo_images  # noqa: E402  (the bundled real galaxies, as bench/extraction.py reads them)
 
-from mlcore.backbone import BACKBONES, build_backbone  # noqa: E402
-from mlcore.data import ImageFiles, make_loader, make_transform  # noqa: E402
-from mlcore.features import extract, pick_device  # noqa: E402
+from mlcore.features.backbone import BACKBONES, build_backbone  # noqa: E402
+from mlcore.features.extraction import extract, pick_device  # noqa: E402
+from mlcore.features.images import ImageFiles, make_loader, make_transform  # noqa: E402
 
 RESULTS = REPO_ROOT / "bench" / "results"
 # resnet50 at 224 px runs ~16 images/s on 2 cores: fewer images keep the default CPU run near 2-3 minutes.

@@ -36,9 +36,9 @@ from torch.utils.flop_counter import FlopCounterMode
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
-from mlcore.backbone import BACKBONES, build_backbone  # noqa: E402
-from mlcore.data import ImageFiles, ImageTransform, load_rgb, make_loader, make_transform  # noqa: E402
-from mlcore.features import extract  # noqa: E402
+from mlcore.features.backbone import BACKBONES, build_backbone  # noqa: E402
+from mlcore.features.extraction import extract  # noqa: E402
+from mlcore.features.images import ImageFiles, ImageTransform, load_rgb, make_loader, make_transform  # noqa: E402
 
 DEMO = REPO_ROOT / "labeling" / "demo_data"
 IMAGE_FOLDERS = ("galaxy10/images", "gz_examples_sloan/images", "gz2_examples/images")

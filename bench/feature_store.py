@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from synthetic import clustered_vectors  # noqa: E402
 
-from mlcore.store import FeatureStore  # noqa: E402
+from mlcore.features.store import FeatureStore  # noqa: E402
 
 DIM = 512
 CHUNK = 50_000

@@ -36,9 +36,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from synthetic import clustered_vectors  # noqa: E402
 
-from mlcore.index import NeighbourIndex  # noqa: E402
-from mlcore.store import FeatureStore  # noqa: E402
-from mlcore.unit_vectors import exact_top_k, unit_rows  # noqa: E402
+from mlcore.features.store import FeatureStore  # noqa: E402
+from mlcore.neighbours.index import NeighbourIndex  # noqa: E402
+from mlcore.neighbours.unit_vectors import exact_top_k, unit_rows  # noqa: E402
 
 K = 20
 DIM = 512

@@ -190,7 +190,7 @@ def write_store_and_index(feature_set: FeatureSet) -> dict:
     from synthetic import clustered_vectors
 
     from labeling.services.neighbours import index_build
-    from mlcore.store import FeatureStore
+    from mlcore.features.store import FeatureStore
 
     mark = time.perf_counter()
     ids = np.fromiter(Galaxy.objects.filter(dataset=feature_set.dataset).order_by("pk").values_list("pk", flat=True),

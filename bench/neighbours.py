@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from synthetic import clustered_vectors  # noqa: E402
 
-from mlcore.index import NeighbourIndex  # noqa: E402
+from mlcore.neighbours.index import NeighbourIndex  # noqa: E402
 
 K = 20
 WARM_UP = 20

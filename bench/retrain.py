@@ -2,31 +2,31 @@
 
 Part 1, speed (target: one cycle on 1,000 labelled images in under 5 minutes on 2 CPU cores). ResNet-18 from random
 initialisation, 96 px, 5 epochs, batches of 32, ``--threads`` torch threads (default 2), timed per phase as the
-product's retrain task runs them: decode every image once (``mlcore.augment.decode_all``), train
-(``mlcore.train.train`` with ``TrainConfig(epochs=5, image_size=96, batch_size=32)``, augmentation included), and
-evaluate on the held-out split (``mlcore.galaxy_model.predict`` + ``mlcore.evaluate.evaluate_predictions``). The
-images are the real galaxies at hand: Galaxy10 DECaLS (110), the GZ2 examples (12) and the Galaxy Zoo example
-galaxies (653 distinct from ../shared/data/galaxy_zoo_examples when present, else the 83 SDSS ones bundled in
-labeling/demo_data), labelled by any real class column (Galaxy10 class, GZ2 class, the question an example
-illustrates). The held-out split (``held_out_mask``, 20%, by galaxy, so copies of a galaxy fall on one side) is
-taken first; the training galaxies are repeated to 1,000 rows (the output says so): speed does not depend on content,
-and the accuracy printed there is no quality number.
+product's retrain task runs them: decode every image once (``mlcore.features.augment.decode_all``), train
+(``mlcore.training.finetune.train`` with ``TrainConfig(epochs=5, image_size=96, batch_size=32)``, augmentation
+included), and evaluate on the held-out split (``mlcore.training.galaxy_model.predict`` +
+``mlcore.training.evaluate.evaluate_predictions``). The images are the real galaxies at hand: Galaxy10 DECaLS (110), the
+GZ2 examples (12) and the Galaxy Zoo example galaxies (653 distinct from ../shared/data/galaxy_zoo_examples when
+present, else the 83 SDSS ones bundled in labeling/demo_data), labelled by any real class column (Galaxy10 class, GZ2
+class, the question an example illustrates). The held-out split (``held_out_mask``, 20%, by galaxy, so copies of a
+galaxy fall on one side) is taken first; the training galaxies are repeated to 1,000 rows (the output says so): speed
+does not depend on content, and the accuracy printed there is no quality number.
 
 Part 2, accuracy on the 110 real Galaxy10 images (10 classes) with the same fixed held-out split
 (``held_out_mask(ids, fraction=0.3)``: 45 held out, 65 to train on), mean +- std over ``--seeds``:
 
-- (a) random-init ResNet-18 features (``mlcore.features.extract``, ``make_transform`` at 96 px, and at the pretraining
-  size for a like-for-like comparison with (b)) + ``ProbabilityHead`` on all 65 training labels;
-- (b) SimCLR pretraining (``mlcore.pretrain.pretrain``) on every image at hand, Galaxy10's held-out images included
-  (no labels are used), then features + ``ProbabilityHead`` on the same labels; one pretraining per seed;
+- (a) random-init ResNet-18 features (``mlcore.features.extraction.extract``, ``make_transform`` at 96 px, and at the
+  pretraining size for a like-for-like comparison with (b)) + ``ProbabilityHead`` on all 65 training labels;
+- (b) SimCLR pretraining (``mlcore.training.pretrain.pretrain``) on every image at hand, Galaxy10's held-out images
+  included (no labels are used), then features + ``ProbabilityHead`` on the same labels; one pretraining per seed;
 - (c) retrain cycles with a simulated expert queue: ``--initial`` training galaxies picked by the cold start of
-  ``mlcore.query.choose("margin", probs=None)`` (TypiClust on the starting backbone's features), fine-tuned with
-  ``mlcore.train.train``; each later cycle asks for ``--step`` more by margin on the current model's probabilities,
-  adds pseudo-labels (probability >= 0.95, weight 0.5) for the confident unlabelled training galaxies, and fine-tunes
-  again, starting from the previous cycle's checkpoint as the product's retrain does (``base`` = the active version).
-  Run from the SimCLR checkpoint of (b) and from random initialisation (``--finetune-from``);
-- the PCA(20) + logistic-regression pixel baseline (``mlcore.evaluate.pixel_baseline``) with cycle 3's expert labels
-  and with all 65.
+  ``mlcore.active.query.choose("margin", probs=None)`` (TypiClust on the starting backbone's features), fine-tuned with
+  ``mlcore.training.finetune.train``; each later cycle asks for ``--step`` more by margin on the current model's
+  probabilities, adds pseudo-labels (probability >= 0.95, weight 0.5) for the confident unlabelled training galaxies,
+  and fine-tunes again, starting from the previous cycle's checkpoint as the product's retrain does (``base`` = the
+  active version). Run from the SimCLR checkpoint of (b) and from random initialisation (``--finetune-from``);
+- the PCA(20) + logistic-regression pixel baseline (``mlcore.training.evaluate.pixel_baseline``) with cycle 3's expert
+  labels and with all 65.
 
 The default ``--step`` is 10, not 15: 20 + 3 x 15 would label all 65 training galaxies by cycle 3, leaving nothing to
 query or pseudo-label. To keep the whole run near 15 minutes on 2 shared cores, pretraining runs at 64 px for 20
@@ -56,10 +56,10 @@ import torch
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
-from mlcore.augment import decode_all  # noqa: E402
-from mlcore.evaluate import evaluate_predictions, held_out_mask  # noqa: E402
-from mlcore.features import pick_device  # noqa: E402
-from mlcore.train import TrainConfig, TrainData, predict, train  # noqa: E402
+from mlcore.features.augment import decode_all  # noqa: E402
+from mlcore.features.extraction import pick_device  # noqa: E402
+from mlcore.training.evaluate import evaluate_predictions, held_out_mask  # noqa: E402
+from mlcore.training.finetune import TrainConfig, TrainData, predict, train  # noqa: E402
 
 DEMO = REPO_ROOT / "labeling" / "demo_data"
 SHARED_EXAMPLES = REPO_ROOT.parent / "shared" / "data" / "galaxy_zoo_examples"

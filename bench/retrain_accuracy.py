@@ -16,15 +16,15 @@ from pathlib import Path
 
 import numpy as np
 
-from mlcore.augment import decode_all
-from mlcore.backbone import BACKBONES, build_backbone
-from mlcore.data import ImageFiles, make_loader, make_transform
-from mlcore.evaluate import evaluate_predictions, held_out_mask, pixel_baseline
-from mlcore.features import extract
-from mlcore.head import ProbabilityHead
-from mlcore.pretrain import SSLConfig, pretrain
-from mlcore.query import choose
-from mlcore.train import TrainConfig, TrainData, predict, pseudo_labels, train
+from mlcore.active.head import ProbabilityHead
+from mlcore.active.query import choose
+from mlcore.features.augment import decode_all
+from mlcore.features.backbone import BACKBONES, build_backbone
+from mlcore.features.extraction import extract
+from mlcore.features.images import ImageFiles, make_loader, make_transform
+from mlcore.training.evaluate import evaluate_predictions, held_out_mask, pixel_baseline
+from mlcore.training.finetune import TrainConfig, TrainData, predict, pseudo_labels, train
+from mlcore.training.pretrain import SSLConfig, pretrain
 
 BACKBONE = "resnet18"
 HELD_OUT_FRACTION = 0.3

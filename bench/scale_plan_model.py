@@ -31,7 +31,7 @@ KEYS = {"extract_cost_cpu.json": "extract_cpu", "extract_cost_cuda.json": "extra
 # PCA-reduced rows 0.4 s; PCA of 100k x 512 to 50 components 3.5 s (spectral "2.3 s (5.8 s with the PCA)").
 # That bench writes no JSON, so its figures are quoted here; re-running it means updating these three numbers.
 CLUSTERING_REFERENCE = {"n": 100_000, "k": 20, "dim": 512, "pca_s": 3.5, "kmeans_s": 0.4}
-KEY_BYTES = 8  # int64 galaxy id per stored vector (mlcore/store.py keys.bin)
+KEY_BYTES = 8  # int64 galaxy id per stored vector (mlcore/features/store.py keys.bin)
 STORE_MEMORY_PER_VECTOR = 16  # FeatureStore keeps sorted keys and their rows in memory (int64 each)
 # The folder importer loads every image hash already in the dataset into a dict (SeenBefore): a 64-character str
 # (113 B), the id str (~60 B) and a dict slot (~100 B with its share of the table). Estimated, not measured.

@@ -240,10 +240,11 @@ if _redis_url:
 else:
     Q_CLUSTER["orm"] = "default"
 
-# Where feature vectors and neighbour indexes are kept (mlcore.store, mlcore.index), one folder per feature set.
+# Where feature vectors and neighbour indexes are kept (mlcore.features.store, mlcore.neighbours.index), one folder per
+# feature set.
 GALAXY_FEATURES_ROOT = env_path("GALAXY_FEATURES_ROOT", VAR_DIR / "features")
-# From this many vectors "auto" builds a compressed IVF-PQ index (mlcore.index) instead of an HNSW graph, whose
-# float32 vectors and links cost about 2.2 GB per million 512-d vectors and hours to build at catalogue scale.
+# From this many vectors "auto" builds a compressed IVF-PQ index (mlcore.neighbours.index) instead of an HNSW graph,
+# whose float32 vectors and links cost about 2.2 GB per million 512-d vectors and hours to build at catalogue scale.
 GALAXY_INDEX_IVFPQ_MIN = env_int("GALAXY_INDEX_IVFPQ_MIN", 1_000_000, minimum=1)
 # The folder whose files admins may import from the Jobs page (a catalogue is copied here, or mounted, first): the
 # page names files relative to it and refuses anything that resolves outside it.

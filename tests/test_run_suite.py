@@ -110,7 +110,8 @@ def test_a_private_cluster_answers_while_open_and_is_gone_afterwards():
 @pytest.mark.parametrize(("done", "expected"), [("1", "2 passed, 17 deselected"), ("", "19 passed")])
 def test_the_postgresql_pass_leaves_out_the_mlcore_tests_the_sqlite_pass_ran(done, expected):
     env = {**os.environ, run_suite.DATABASE_FREE_DONE: done}
-    run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/mlcore/test_votes.py",
+    run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                          "tests/mlcore/votes/test_tree.py",
                           "tests/labeling/test_settings.py::test_env_bool_falls_back_to_the_default_when_unset",
                           "tests/labeling/test_settings.py::test_env_int_reads_integers_and_defaults"],
                          cwd=run_suite.REPO_ROOT, env=env, capture_output=True, text=True, timeout=300)

@@ -40,7 +40,7 @@ class LabelClass(models.Model):
 
 
 class ConsensusRule(models.Model):
-    """How a decision tree's vote fractions map to a schema's class (see mlcore.votes.consensus)."""
+    """How a decision tree's vote fractions map to a schema's class (see mlcore.votes.tree.consensus)."""
 
     schema = models.ForeignKey(LabelSchema, on_delete=models.CASCADE, related_name="rules")
     tree = models.ForeignKey(DecisionTree, on_delete=models.CASCADE, related_name="rules")

@@ -1,6 +1,6 @@
 """The machine-learning half: model versions, their features per dataset (vectors on disk, with a neighbour
 index), clusterings and 2-D maps of those features. Vectors and indexes live in files under GALAXY_FEATURES_ROOT
-(mlcore.store, mlcore.index); the rows here say where, and what produced them."""
+(mlcore.features.store, mlcore.neighbours.index); the rows here say where, and what produced them."""
 
 from pathlib import Path
 
@@ -76,7 +76,7 @@ class ModelVersion(models.Model):
 
     @property
     def weights_argument(self) -> str:
-        """What mlcore.backbone.build_backbone takes: "random", "imagenet" or the checkpoint's path."""
+        """What mlcore.features.backbone.build_backbone takes: "random", "imagenet" or the checkpoint's path."""
         return self.checkpoint if self.weights == self.Weights.FILE else self.weights
 
 
@@ -112,12 +112,12 @@ class FeatureSet(models.Model):
 
     @property
     def store_dir(self) -> Path:
-        """The mlcore.store folder of the vectors."""
+        """The mlcore.features.store folder of the vectors."""
         return Path(settings.GALAXY_FEATURES_ROOT) / self.store_path
 
     @property
     def index_file(self) -> Path:
-        """The mlcore.index file of the neighbour index, beside the store."""
+        """The mlcore.neighbours.index file of the neighbour index, beside the store."""
         return Path(settings.GALAXY_FEATURES_ROOT) / f"{self.store_path}.index"
 
     @property

@@ -11,7 +11,7 @@ from labeling.models.catalogue import Dataset, Galaxy
 from labeling.models.labels import LabelClass, LabelSchema
 from labeling.models.ml import FeatureSet, ModelVersion
 
-# The names of mlcore.query.STRATEGIES, kept here as choices so that migrations do not import mlcore.
+# The names of mlcore.active.query.STRATEGIES, kept here as choices so that migrations do not import mlcore.
 STRATEGY_CHOICES = [
     ("combined", "combined score (uncertainty + typicality + volunteer disagreement)"),
     ("margin", "margin (smallest gap between the two likeliest classes)"),
@@ -61,7 +61,7 @@ class QueuePolicy(models.Model):
 
 
 class Classifier(models.Model):
-    """A probability model (mlcore.head.ProbabilityHead) fitted on one feature set for one schema."""
+    """A probability model (mlcore.active.head.ProbabilityHead) fitted on one feature set for one schema."""
 
     feature_set = models.ForeignKey(FeatureSet, on_delete=models.CASCADE, related_name="classifiers")
     schema = models.ForeignKey(LabelSchema, on_delete=models.CASCADE, related_name="classifiers")

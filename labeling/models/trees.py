@@ -23,7 +23,7 @@ class DecisionTree(models.Model):
         return self.title or self.name
 
     def as_definition(self) -> dict:
-        """The tree as the plain dictionary mlcore.votes works with (the JSON layout of labeling/trees/)."""
+        """The tree as the plain dictionary mlcore.votes.tree works with (the JSON layout of labeling/trees/)."""
         questions = []
         for question in self.questions.prefetch_related("answers__next_question").select_related("next_question"):
             entry = {

@@ -59,7 +59,7 @@ def _consensus(schema: LabelSchema, dataset: Dataset | None) -> dict[int, str]:
 
 def agreement_stats(*, schema: LabelSchema, dataset: Dataset | None = None) -> Agreement:
     """Agreement figures for a schema (in one dataset, or all). A fixed number of queries."""
-    from mlcore.agreement import category_counts, cohen_kappa, fleiss_kappa
+    from mlcore.votes.agreement import category_counts, cohen_kappa, fleiss_kappa
 
     by_galaxy: dict[int, dict[int, str]] = {}
     for galaxy_id, expert_id, key in _person_labels(schema, dataset).values_list("galaxy_id", "expert_id",

@@ -126,7 +126,7 @@ def clustering_centroids(*, clustering: Clustering) -> list[list[float] | None]:
     """
     import numpy as np
 
-    from mlcore.cluster import cluster_sums
+    from mlcore.clusters.kmeans import cluster_sums
 
     members = dict(ClusterAssignment.objects.filter(clustering=clustering).values_list("galaxy_id", "cluster")
                    .iterator(chunk_size=10_000))

@@ -1,7 +1,7 @@
 """Nearest neighbours of a galaxy by feature similarity: the one query the pages and the REST API share.
 
-The neighbour index of a feature set is a file (mlcore.index) loaded once per process and kept while the file is
-unchanged; the galaxy's own vector comes from the memory-mapped feature store, so a query touches one row of it.
+The neighbour index of a feature set is a file (mlcore.neighbours.index) loaded once per process and kept while the file
+is unchanged; the galaxy's own vector comes from the memory-mapped feature store, so a query touches one row of it.
 """
 
 import threading
@@ -65,7 +65,7 @@ def _cached(path, changes_with, load):
 
 def loaded_index(feature_set: FeatureSet):
     """The feature set's NeighbourIndex, loaded from its file once per process and again when the file changes."""
-    from mlcore.index import NeighbourIndex
+    from mlcore.neighbours.index import NeighbourIndex
 
     return _cached(feature_set.index_file, feature_set.index_file, NeighbourIndex.load)
 
@@ -73,7 +73,7 @@ def loaded_index(feature_set: FeatureSet):
 def opened_store(feature_set: FeatureSet):
     """The feature set's FeatureStore, opened once per process and again when an append commits new rows (its
     meta.json is replaced on every commit)."""
-    from mlcore.store import FeatureStore
+    from mlcore.features.store import FeatureStore
 
     return _cached(feature_set.store_dir, feature_set.store_dir / "meta.json", FeatureStore.open)
 

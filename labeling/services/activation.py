@@ -19,7 +19,7 @@ def version_activate(*, version: ModelVersion, dataset: Dataset, user=None) -> J
         JobConflict: when the same extraction is already queued or running.
     """
     from labeling.services.ml_jobs import extraction_start
-    from mlcore.backbone import WeightsError, build_backbone
+    from mlcore.features.backbone import WeightsError, build_backbone
 
     if version.status not in (ModelVersion.Status.READY, ModelVersion.Status.ACTIVE):
         raise ModelVersionError(f"model version {version.name!r} is {version.status}; only a ready version can be "

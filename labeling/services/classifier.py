@@ -1,5 +1,5 @@
 """The probability model before any retraining: a calibrated, class-balanced logistic regression on the current
-feature vectors (mlcore.head), trained on expert labels plus confident volunteer consensus, whose probabilities
+feature vectors (mlcore.active.head), trained on expert labels plus confident volunteer consensus, whose probabilities
 feed the uncertainty strategies and are shown to experts."""
 
 from collections import Counter
@@ -71,8 +71,8 @@ def classifier_fit(*, feature_set: FeatureSet, schema: LabelSchema, reporter: Jo
     Raises:
         ValueError: when the labelled galaxies with vectors hold fewer than two classes.
     """
-    from mlcore.head import ProbabilityHead
-    from mlcore.store import FeatureStore
+    from mlcore.active.head import ProbabilityHead
+    from mlcore.features.store import FeatureStore
 
     policy = queue_policy(dataset=feature_set.dataset)
     labels, n_expert_all = training_labels(dataset=feature_set.dataset, schema=schema,

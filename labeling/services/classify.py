@@ -26,7 +26,7 @@ from labeling.models import (
 )
 from labeling.services.classifier import current_feature_set, latest_classifier
 from labeling.services.votes import classification_create
-from mlcore.votes import consensus
+from mlcore.votes.tree import consensus
 
 # Candidates read per offer; the one offered is drawn at random among them, so that volunteers arriving together
 # are spread over equally good galaxies instead of all getting the first.

@@ -12,7 +12,7 @@ WRITE_BATCH = 5000
 
 
 def _read_vectors(feature_set: FeatureSet) -> tuple[np.ndarray, np.ndarray]:
-    from mlcore.store import FeatureStore
+    from mlcore.features.store import FeatureStore
 
     store = FeatureStore.open(feature_set.store_dir)
     if len(store) == 0:
@@ -22,7 +22,7 @@ def _read_vectors(feature_set: FeatureSet) -> tuple[np.ndarray, np.ndarray]:
 
 def clustering_metrics(*, feature_set: FeatureSet, keys: np.ndarray, clusters: np.ndarray) -> dict:
     """label_metrics of the clusters against every label set of the dataset, keyed "source:schema"."""
-    from mlcore.metrics import label_metrics
+    from mlcore.clusters.metrics import label_metrics
 
     metrics = {}
     for label_set in label_sets(dataset=feature_set.dataset):
@@ -41,8 +41,8 @@ def clustering_run(*, feature_set: FeatureSet, method: str, k: int, reporter: Jo
     Raises:
         ValueError: unknown method, no vectors, or k outside 2..number of galaxies.
     """
-    from mlcore.cluster import kmeans, reduce_pca
-    from mlcore.spectral import ScalableSpectral
+    from mlcore.clusters.kmeans import kmeans, reduce_pca
+    from mlcore.clusters.spectral import ScalableSpectral
 
     if method not in Clustering.Method.values:
         raise ValueError(f"unknown clustering method {method!r}; one of {', '.join(Clustering.Method.values)}")
@@ -86,8 +86,8 @@ def embedding_run(*, feature_set: FeatureSet, method: str, reporter: JobReporter
     Raises:
         ValueError: unknown method, no vectors, or LDA without a schema that labels at least two classes.
     """
-    from mlcore.cluster import reduce_pca
-    from mlcore.embed import embed_2d
+    from mlcore.clusters.kmeans import reduce_pca
+    from mlcore.clusters.maps import embed_2d
 
     if method not in Embedding.Method.values:
         raise ValueError(f"unknown map method {method!r}; one of {', '.join(Embedding.Method.values)}")

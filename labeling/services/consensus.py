@@ -6,7 +6,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from labeling.models import ConsensusLabel, ConsensusRule, Dataset, VoteSummary
-from mlcore.votes import consensus
+from mlcore.votes.tree import consensus
 
 
 @transaction.atomic

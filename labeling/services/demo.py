@@ -44,8 +44,8 @@ from labeling.services.model_versions import model_version_get_or_create
 from labeling.services.schemas import schema_get_or_load_shipped
 from labeling.services.trees import read_tree_file, shipped_tree_path, tree_load
 from labeling.services.votes import votes_aggregate
-from mlcore.simulate import simulate_walks
-from mlcore.votes import parse_tree
+from mlcore.votes.simulated import simulate_walks
+from mlcore.votes.tree import parse_tree
 
 DEMO_DATA = Path(__file__).resolve().parent.parent / "demo_data"
 SIMULATION_SEED = 20131001  # fixed, so every demo database shows the same simulated votes

@@ -1,7 +1,7 @@
 """What the bundled galaxies' known labels say about their answers in the GZ2 and GZ DECaLS trees.
 
-The demo simulates volunteers from these "true walks" (mlcore.simulate). Each function maps one kind of known label
-to the answers it implies; questions it says nothing about are left out, and simulated volunteers answer those
+The demo simulates volunteers from these "true walks" (mlcore.votes.simulated). Each function maps one kind of known
+label to the answers it implies; questions it says nothing about are left out, and simulated volunteers answer those
 uniformly.
 """
 

@@ -6,7 +6,7 @@ galaxy's stored vote summaries turned into a row of them. Pure: plain tree defin
 - gz-decals: iauname, ra, dec, then per question <question>_total-votes and per answer <question>_<answer> (the
   count), <question>_<answer>_fraction and the other published columns (_debiased...).
 - gz2-kaggle: GalaxyID, then ClassN.M per answer: the cumulative probability, the answer's fraction times the share
-  of volunteers who reached its question (the inverse of mlcore.votes.conditional_from_cumulative).
+  of volunteers who reached its question (the inverse of mlcore.votes.tree.conditional_from_cumulative).
 """
 
 from collections.abc import Mapping

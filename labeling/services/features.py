@@ -31,7 +31,7 @@ def feature_set_get_or_create(*, dataset: Dataset, model_version: ModelVersion,
 def extraction_todo(*, feature_set: FeatureSet, key_range: tuple[int, int] | None = None) -> list[tuple[int, str]]:
     """(galaxy id, image name) of the feature set's galaxies with an image and no vector yet, by id; only ids within
     ``key_range`` (first, last inclusive) when given. Creates the store when it does not exist yet."""
-    from mlcore.store import FeatureStore
+    from mlcore.features.store import FeatureStore
 
     store = FeatureStore.open_or_create(feature_set.store_dir, dim=feature_set.dims, dtype=feature_set.dtype)
     galaxies = Galaxy.objects.filter(dataset=feature_set.dataset).exclude(image="")
@@ -53,14 +53,14 @@ def features_extract(*, dataset: Dataset, model_version: ModelVersion, rotation_
 
     Raises:
         JobCancelled: when the job was cancelled; the vectors stored so far stay.
-        mlcore.backbone.WeightsError, WeightsUnavailable: the model's weights cannot be loaded.
+        mlcore.features.backbone.WeightsError, WeightsUnavailable: the model's weights cannot be loaded.
     """
     import torch
 
-    from mlcore.backbone import build_backbone
-    from mlcore.data import ImageFiles, make_loader, make_transform
-    from mlcore.features import Cancelled, extract
-    from mlcore.store import FeatureStore
+    from mlcore.features.backbone import build_backbone
+    from mlcore.features.extraction import Cancelled, extract
+    from mlcore.features.images import ImageFiles, make_loader, make_transform
+    from mlcore.features.store import FeatureStore
 
     if threads:
         torch.set_num_threads(threads)
@@ -97,7 +97,7 @@ def features_extract(*, dataset: Dataset, model_version: ModelVersion, rotation_
 
 def features_count_refresh(*, feature_set: FeatureSet) -> FeatureSet:
     """Set the feature set's count to the rows its store holds (after several workers appended to it)."""
-    from mlcore.store import FeatureStore
+    from mlcore.features.store import FeatureStore
 
     FeatureSet.objects.filter(pk=feature_set.pk).update(count=len(FeatureStore.open(feature_set.store_dir)))
     feature_set.refresh_from_db()

@@ -14,7 +14,7 @@ from typing import BinaryIO
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from mlcore.pixels import to_rgb
+from mlcore.features.pixels import to_rgb
 
 # Formats a browser shows as they are; anything else would need converting, which would make the stored bytes
 # (and so the content hash) differ from the file the user gave us.
@@ -102,7 +102,7 @@ def thumbnail_jpeg(data: bytes, *, size: int) -> bytes:
         image.draft("RGB", (size, size))
         # Not image.convert("RGB"): that clips a 16-bit image to white and drops transparency, showing whatever
         # colour the see-through pixels hold. to_rgb scales 16 bits by the image's own range and composites
-        # transparency on black sky, as the model's input does (mlcore/data.py), so people see what it sees.
+        # transparency on black sky, as the model's input does (mlcore/features/images.py), so people see what it sees.
         image = to_rgb(image)
         image.thumbnail((size, size), Image.Resampling.LANCZOS)
         out = io.BytesIO()

@@ -37,7 +37,7 @@ def _checked_weights_file(path: Path, backbone: str) -> dict:
     """The file's own metadata (backbone, image size; {} for a plain torchvision state_dict), once the backbone
     was built from it: that is the one check that catches every unusable file (corrupt, truncated, another
     architecture, missing layers). Imports torch lazily: only commands and workers get here."""
-    from mlcore.backbone import WeightsError, build_backbone, read_checkpoint
+    from mlcore.features.backbone import WeightsError, build_backbone, read_checkpoint
 
     try:
         info = read_checkpoint(path)

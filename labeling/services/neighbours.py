@@ -1,4 +1,4 @@
-"""Building a feature set's neighbour index (mlcore.index) from its stored vectors."""
+"""Building a feature set's neighbour index (mlcore.neighbours.index) from its stored vectors."""
 
 import numpy as np
 from django.conf import settings
@@ -16,8 +16,8 @@ def index_build(*, feature_set: FeatureSet, reporter: JobReporter, kind: str = "
     Raises:
         ValueError: when the feature set has no vectors yet.
     """
-    from mlcore.index import NeighbourIndex
-    from mlcore.store import FeatureStore
+    from mlcore.features.store import FeatureStore
+    from mlcore.neighbours.index import NeighbourIndex
 
     store = FeatureStore.open(feature_set.store_dir)
     if len(store) == 0:

@@ -1,6 +1,6 @@
-"""Self-supervised pretraining on every image of a dataset (mlcore.pretrain, SimCLR with flip and rotation views),
-for when no pretrained weights exist: the result is a ModelVersion like any other, ready to extract features with
-or to fine-tune from in a retrain cycle."""
+"""Self-supervised pretraining on every image of a dataset (mlcore.training.pretrain, SimCLR with flip and rotation
+views), for when no pretrained weights exist: the result is a ModelVersion like any other, ready to extract features
+with or to fine-tune from in a retrain cycle."""
 
 from django.conf import settings
 
@@ -37,8 +37,8 @@ def pretrain_start(*, dataset: Dataset, backbone: str = "resnet18", image_size: 
 
 def pretrain_run(*, job: Job, reporter: JobReporter) -> dict:
     """The work of a pretrain job; the version ends ready, or failed with the reason."""
-    from mlcore.augment import decode_all
-    from mlcore.pretrain import PretrainingCancelled, SSLConfig, pretrain
+    from mlcore.features.augment import decode_all
+    from mlcore.training.pretrain import PretrainingCancelled, SSLConfig, pretrain
 
     version = ModelVersion.objects.select_related("trained_on").get(pk=job.arguments["model_version"])
     ModelVersion.objects.filter(pk=version.pk).update(status=ModelVersion.Status.TRAINING)

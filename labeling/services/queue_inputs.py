@@ -1,6 +1,6 @@
 """What the query strategies read, gathered from the database and the feature store as arrays aligned with one pool
 of galaxies: feature vectors, the probability model's probabilities, cluster ids and volunteer vote fractions.
-Each input is loaded only when the chosen strategy needs it (mlcore.query.strategy_needs)."""
+Each input is loaded only when the chosen strategy needs it (mlcore.active.query.strategy_needs)."""
 
 from dataclasses import dataclass, field
 
@@ -27,7 +27,7 @@ class QueueInputs:
     labelled: np.ndarray  # (N,) bool: a current label under the schema (person, import or resolution)
     feature_set: FeatureSet | None = None
     classifier: Classifier | None = None
-    arrays: dict = field(default_factory=dict)  # keyword arguments of mlcore.query.choose
+    arrays: dict = field(default_factory=dict)  # keyword arguments of mlcore.active.query.choose
 
     def index_of(self) -> dict[int, int]:
         return {int(g): i for i, g in enumerate(self.galaxy_ids)}
@@ -71,7 +71,7 @@ def _clusters(feature_set: FeatureSet, ids: np.ndarray, features: np.ndarray | N
         assigned = dict(clustering.assignments.values_list("galaxy_id", "cluster"))
         if all(int(g) in assigned for g in ids):
             return np.array([assigned[int(g)] for g in ids], dtype=np.int64)
-    from mlcore.cluster import kmeans, reduce_pca
+    from mlcore.clusters.kmeans import kmeans, reduce_pca
 
     reduced = reduce_pca(features, n_components=min(32, features.shape[1], len(ids)), seed=seed)[0]
     return kmeans(reduced, max(2, min(50, len(ids) // 20)), seed=seed).labels
@@ -79,7 +79,7 @@ def _clusters(feature_set: FeatureSet, ids: np.ndarray, features: np.ndarray | N
 
 def vote_questions_of(dataset: Dataset, ids: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
     """Per question with votes: (fractions (N, answers), volunteers who answered it (N,)), first questions of
-    each tree first, as mlcore.query.vote_disagreement takes them."""
+    each tree first, as mlcore.active.query.vote_disagreement takes them."""
     position = {int(g): i for i, g in enumerate(ids)}
     rows = (VoteSummary.objects.filter(galaxy__dataset=dataset)
             .order_by("question__tree_id", "question__order", "source")
@@ -119,7 +119,7 @@ def queue_inputs(*, dataset: Dataset, schema: LabelSchema, needs: set[str], feat
     if classifier is not None and "probs" in needs:
         inputs.arrays["probs"] = _probabilities(classifier, ids)
     if classifier is not None and "member_probs" in needs and features is not None:
-        from mlcore.head import ProbabilityHead
+        from mlcore.active.head import ProbabilityHead
 
         inputs.arrays["member_probs"] = ProbabilityHead.load(classifier.path).member_proba(features)
     if "clusters" in needs and features is not None:

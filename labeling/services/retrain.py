@@ -1,6 +1,6 @@
 """A retrain cycle: fine-tune the backbone on the dataset's labels, soft volunteer votes and confident
-pseudo-labels (mlcore.train), evaluate it on the fixed held-out split beside the previous version and a pixel
-baseline, and record the result as a new ModelVersion, activated when it beats the active one."""
+pseudo-labels (mlcore.training.finetune), evaluate it on the fixed held-out split beside the previous version and a
+pixel baseline, and record the result as a new ModelVersion, activated when it beats the active one."""
 
 from functools import partial
 from pathlib import Path
@@ -96,9 +96,9 @@ def retrain_run(*, job: Job, reporter: JobReporter) -> dict:
 def _train_and_evaluate(version: ModelVersion, job: Job, reporter: JobReporter) -> dict:
     from labeling.services.jobs import JobCancelled
     from labeling.services.retrain_eval import evaluate_cycle
-    from mlcore.augment import decode_all
-    from mlcore.galaxy_model import predict
-    from mlcore.train import TrainConfig, TrainData, TrainingCancelled, train
+    from mlcore.features.augment import decode_all
+    from mlcore.training.finetune import TrainConfig, TrainData, TrainingCancelled, train
+    from mlcore.training.galaxy_model import predict
 
     hp = version.hyperparameters
     config = TrainConfig(epochs=hp["epochs"], lr=hp["lr"], image_size=version.image_size,

@@ -20,7 +20,7 @@ def _aligned(probs: np.ndarray, have: list[str], want: list[str]) -> np.ndarray:
 def _features(backbone: str, weights: str, seed: int, images) -> np.ndarray:
     import torch
 
-    from mlcore.backbone import build_backbone
+    from mlcore.features.backbone import build_backbone
 
     model = build_backbone(backbone, weights, seed=seed).eval()
     with torch.inference_mode():
@@ -31,7 +31,7 @@ def previous_version_baseline(parent: ModelVersion | None, backbone: str, seed: 
                               train_images, test_images) -> tuple[str, np.ndarray]:
     """(name, held-out probabilities) of a logistic regression on the previous version's features, trained on the
     same expert labels; a seeded random initialisation when there is no previous version."""
-    from mlcore.head import ProbabilityHead
+    from mlcore.active.head import ProbabilityHead
 
     labelled = (data.hard >= 0) & (data.hard_weight >= 1.0)
     if parent is not None:
@@ -47,7 +47,7 @@ def previous_version_baseline(parent: ModelVersion | None, backbone: str, seed: 
 def evaluate_cycle(*, version: ModelVersion, data: CycleData, probs: np.ndarray, train_images,
                    test_images) -> dict:
     """The metrics a version keeps: {"held_out", "baselines", "comparison", "mistakes", "previous_version"}."""
-    from mlcore.evaluate import compare, confident_mistakes, evaluate_predictions, pixel_baseline
+    from mlcore.training.evaluate import compare, confident_mistakes, evaluate_predictions, pixel_baseline
 
     held_out = evaluate_predictions(data.test_labels, probs, data.classes)
     labelled = (data.hard >= 0) & (data.hard_weight >= 1.0)

@@ -1,6 +1,6 @@
 """The active-learning simulation: the labels of a dataset are hidden behind an oracle (a labels CSV), each query
 strategy asks it for labels round by round, and the learning curves show how many labels each strategy needs
-(mlcore.al_simulation). The run is recorded so its curves can be viewed on a page."""
+(mlcore.active.simulation). The run is recorded so its curves can be viewed on a page."""
 
 from collections.abc import Callable
 from pathlib import Path
@@ -65,9 +65,9 @@ def simulation_run(*, dataset: Dataset, feature_set: FeatureSet, oracle: Path, s
         OracleError: for an unusable oracle CSV.
         ValueError: for an unknown strategy, or fewer than two classes among the matched galaxies.
     """
-    from mlcore.al_plot import write_results
-    from mlcore.al_simulation import simulate
-    from mlcore.store import FeatureStore
+    from mlcore.active.plot import write_results
+    from mlcore.active.simulation import simulate
+    from mlcore.features.store import FeatureStore
 
     labels = oracle_read(path=oracle, dataset=dataset)
     store = FeatureStore.open(feature_set.store_dir)

@@ -2,11 +2,11 @@
 GPU of a GPU worker.
 
 The training set is written to a spec file in a temporary folder under GALAXY_FEATURES_ROOT, and
-``python -m torch.distributed.run --standalone --nproc_per_node=N -m mlcore.train_launch`` trains in a subprocess
+``python -m torch.distributed.run --standalone --nproc_per_node=N -m mlcore.training.launch`` trains in a subprocess
 (``sys.executable``, so it is the worker's own Python, found without PATH). Its progress lines are forwarded as
 they come, a cancellation is passed on through the launcher's cancel file, and the model is read back from the
-checkpoint rank 0 wrote. ``train_in_processes`` takes and returns what ``mlcore.train.train`` does, so the rest of the
-cycle (evaluation, the ModelVersion, activation) is the single-process path's.
+checkpoint rank 0 wrote. ``train_in_processes`` takes and returns what ``mlcore.training.finetune.train`` does, so the
+rest of the cycle (evaluation, the ModelVersion, activation) is the single-process path's.
 """
 
 import json
@@ -38,30 +38,31 @@ def temporary_root() -> Path:
 def launch_command(*, spec: Path, outdir: Path, checkpoint: Path, processes: int) -> list[str]:
     """The torchrun command line that trains ``spec`` on ``processes`` processes of this machine."""
     return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}",
-            "-m", "mlcore.train_launch", str(spec), str(outdir), "--checkpoint", str(checkpoint)]
+            "-m", "mlcore.training.launch", str(spec), str(outdir), "--checkpoint", str(checkpoint)]
 
 
 def train_in_processes(data, *, processes: int, backbone: str, weights: str, config,
                        progress: Callable[[dict], None] | None = None,
                        should_cancel: Callable[[], bool] | None = None, checkpoint_path: Path):
-    """``mlcore.train.train`` run by torchrun on ``processes`` processes.
+    """``mlcore.training.finetune.train`` run by torchrun on ``processes`` processes.
 
     Args:
-        data, backbone, weights, config, progress, should_cancel, checkpoint_path: as for ``mlcore.train.train``
-            (``config.device`` names the kind of device; each process takes its own GPU).
+        data, backbone, weights, config, progress, should_cancel, checkpoint_path: as for
+            ``mlcore.training.finetune.train`` (``config.device`` names the kind of device; each process takes its own
+            GPU).
         processes: how many processes (GPUs) to train on.
 
     Returns:
-        A ``mlcore.train.TrainResult`` whose model is read back from the checkpoint.
+        A ``mlcore.training.finetune.TrainResult`` whose model is read back from the checkpoint.
 
     Raises:
         TrainingCancelled: ``should_cancel()`` said so and the processes stopped.
         TrainingProcessError: the subprocess failed; the message holds its exit status and the tail of its stderr.
     """
-    from mlcore.galaxy_model import load_model
-    from mlcore.train import TrainingCancelled, TrainResult
-    from mlcore.train_launch import CANCEL_NAME, RESULT_NAME
-    from mlcore.train_spec import TrainSpec, write_spec
+    from mlcore.training.finetune import TrainingCancelled, TrainResult
+    from mlcore.training.galaxy_model import load_model
+    from mlcore.training.launch import CANCEL_NAME, RESULT_NAME
+    from mlcore.training.spec import TrainSpec, write_spec
 
     root = temporary_root()
     root.mkdir(parents=True, exist_ok=True)
@@ -93,7 +94,7 @@ def train_in_processes(data, *, processes: int, backbone: str, weights: str, con
 def _run(command: list[str], stderr, progress, should_cancel, cancel_file: Path, *,
          threads: int | None) -> tuple[bool, int]:
     """Run ``command``, forwarding its progress events; returns (whether a cancel was passed on, exit status)."""
-    from mlcore.train_launch import parse_event
+    from mlcore.training.launch import parse_event
 
     # torchrun gives each process 1 OpenMP thread unless told otherwise (and says so in a banner); the config's
     # thread count is what a single-process cycle would use.

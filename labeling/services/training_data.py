@@ -129,7 +129,7 @@ def cycle_data(*, dataset: Dataset, schema: LabelSchema, pseudo_threshold: float
 
 def _read_cycle_data(*, dataset: Dataset, schema: LabelSchema, pseudo_threshold: float, pseudo_weight: float,
                      held_out_fraction: float) -> CycleData:
-    from mlcore.evaluate import held_out_mask
+    from mlcore.training.evaluate import held_out_mask
 
     paths = image_paths(dataset)
     ids = np.array(sorted(paths), dtype=np.int64)

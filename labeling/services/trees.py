@@ -7,7 +7,7 @@ from django.contrib.staticfiles import finders
 from django.db import transaction
 
 from labeling.models import Answer, DecisionTree, Question
-from mlcore.votes import MULTIPLE, parse_tree
+from mlcore.votes.tree import MULTIPLE, parse_tree
 
 SHIPPED_TREES_DIR = Path(__file__).resolve().parent.parent / "trees"
 

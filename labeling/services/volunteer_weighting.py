@@ -1,5 +1,5 @@
 """Galaxy Zoo 2's volunteer weighting for the votes collected here: each volunteer's consistency with the others
-(mlcore.volunteer_weights) becomes a weight, and every aggregated vote summary of the tree gains the weighted
+(mlcore.votes.weighting) becomes a weight, and every aggregated vote summary of the tree gains the weighted
 fractions as extra["weighted_fraction"] (the column name of the GZ2 tables, so the votes export writes them as
 ``..._weighted_fraction`` columns). The plain counts and fractions are left as they are."""
 
@@ -8,8 +8,8 @@ from collections import defaultdict
 from django.db import transaction
 
 from labeling.models import Dataset, DecisionTree, VolunteerClassification, VoteSummary
-from mlcore.volunteer_weights import volunteer_weights, weighted_galaxy_votes
-from mlcore.votes import parse_tree
+from mlcore.votes.tree import parse_tree
+from mlcore.votes.weighting import volunteer_weights, weighted_galaxy_votes
 
 WRITE_BATCH = 2000
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from labeling.services.import_common import NUL, NUL_MESSAGE, check_external_id, parse_coordinate, problem
 from labeling.services.importing import ImportFailed
 from labeling.services.vote_cells import Bulk, Cells, Group, metadata_value, parse_count
-from mlcore.votes import MULTIPLE, conditional_from_cumulative, fractions_from_counts, parse_tree
+from mlcore.votes.tree import MULTIPLE, conditional_from_cumulative, fractions_from_counts, parse_tree
 
 ID_COLUMNS = {
     "gz2-table": ("objid", "dr7objid", "id"),
@@ -182,7 +182,7 @@ class Layout:
         return True
 
     def _kaggle_column(self, column: str, index: int) -> bool:
-        """ClassN.M: a cumulative probability (see mlcore.votes.conditional_from_cumulative)."""
+        """ClassN.M: a cumulative probability (see mlcore.votes.tree.conditional_from_cumulative)."""
         if not KAGGLE_VOTE_COLUMN.match(column):
             return False
         if column not in self.kaggle_aliases:

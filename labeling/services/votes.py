@@ -8,7 +8,7 @@ from django.db import transaction
 
 from labeling.models import DecisionTree, Galaxy, VolunteerClassification, VoteSummary
 from labeling.services.labels import galaxy_lock
-from mlcore.votes import count_votes, parse_tree, reach, validate_walk
+from mlcore.votes.tree import count_votes, parse_tree, reach, validate_walk
 
 
 @transaction.atomic

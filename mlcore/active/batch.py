@@ -2,7 +2,7 @@
 
 Every selection function returns int64 indices into the pool, best first, never a labelled or excluded galaxy, and
 all the candidates when there are fewer than ``n``. Feature-space selection (k-center, TypiClust) lives in
-:mod:`mlcore.query_diversity`. Import these from :mod:`mlcore.query`.
+:mod:`mlcore.active.diversity`. Import these from :mod:`mlcore.active.query`.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mlcore.query_scores import margin
+from mlcore.active.scores import margin
 
 
 @dataclass(frozen=True)
@@ -79,7 +79,7 @@ def cluster_margin(probs, clusters, *, n: int, labelled, exclude=None, seed: int
                    shortlist_factor: int = 10) -> np.ndarray:
     """Cluster-Margin (Citovsky et al. 2021): uncertain galaxies spread over clusters, smallest cluster first.
 
-    The ``shortlist_factor * n`` candidates with the highest :func:`mlcore.query_scores.margin` scores are grouped
+    The ``shortlist_factor * n`` candidates with the highest :func:`mlcore.active.scores.margin` scores are grouped
     by cluster; the clusters are visited round-robin from the one with the fewest shortlisted galaxies to the one
     with the most (ties: lower cluster id first), each visit taking that cluster's most uncertain galaxy not yet
     chosen, until n are chosen. A rare kind of galaxy the model is unsure about gets a place in the batch even when
@@ -98,7 +98,7 @@ def cluster_margin(probs, clusters, *, n: int, labelled, exclude=None, seed: int
         int64 (min(n, candidates),) indices in the order picked.
 
     Raises:
-        ValueError: when probs fails the checks of :func:`mlcore.query_scores.margin`, clusters is not integer
+        ValueError: when probs fails the checks of :func:`mlcore.active.scores.margin`, clusters is not integer
             (n_pool,), n is negative, shortlist_factor < 1, or a mask is not bool (n_pool,).
     """
     uncertainty = margin(probs)

@@ -4,7 +4,7 @@ Feature vectors are compared by direction, as by the neighbour index and the clu
 L2-normalises them and projects them onto at most 64 principal components, and Euclidean distances between the
 results stand in for cosine distances. On top of that: :func:`typicality` (how representative a galaxy is of its
 neighbourhood), :func:`k_center_greedy` (cover the space) and :func:`typiclust` (the typical galaxy of each
-least-covered cluster). Import them from :mod:`mlcore.query`.
+least-covered cluster). Import them from :mod:`mlcore.active.query`.
 """
 
 from __future__ import annotations
@@ -15,12 +15,12 @@ from sklearn.cluster import MiniBatchKMeans
 from sklearn.decomposition import PCA
 from threadpoolctl import threadpool_limits
 
-from mlcore.cluster import _as_matrix, _l2_normalise, kmeans
-from mlcore.query_batch import Picked, candidate_mask, checked_n
+from mlcore.active.batch import Picked, candidate_mask, checked_n
+from mlcore.clusters.kmeans import _as_matrix, _l2_normalise, kmeans
 
 # Feature vectors are projected to at most this many principal components before any distance is computed: on
-# 512-d ResNet features a few dozen components carry most of the variance (as for clustering, mlcore.cluster), and
-# every distance then costs an eighth as much.
+# 512-d ResNet features a few dozen components carry most of the variance (as for clustering, mlcore.clusters.kmeans),
+# and every distance then costs an eighth as much.
 MAX_DIMS = 64
 
 # Typicality compares each galaxy with at most this many reference galaxies (a seeded random sample of the pool).
@@ -73,7 +73,7 @@ def reduced_features(features, *, seed: int = 0) -> np.ndarray:
 
     Rows are L2-normalised; with more than ``MAX_DIMS`` dimensions they are then projected onto their leading
     ``MAX_DIMS`` principal components (an exact eigen-decomposition of the covariance matrix: 0.6 s of one core
-    for 100k x 512, where the randomised SVD of :func:`mlcore.cluster.reduce_pca` took 4.6 s).
+    for 100k x 512, where the randomised SVD of :func:`mlcore.clusters.kmeans.reduce_pca` took 4.6 s).
 
     Raises:
         ValueError: when features is not a non-empty finite 2-D array (the message names the shape).

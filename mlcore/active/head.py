@@ -1,8 +1,8 @@
 """The probability model on top of frozen feature vectors: a calibrated, class-balanced logistic regression.
 
 The backbone's features stay fixed; this head turns them into class probabilities for the query strategies
-(:mod:`mlcore.query`) and for the predictions the experts see. Logistic regression on standardised features is fast
-enough to refit after every batch of labels (2,000 x 512 in about a second) and to score a whole survey
+(:mod:`mlcore.active.query`) and for the predictions the experts see. Logistic regression on standardised features is
+fast enough to refit after every batch of labels (2,000 x 512 in about a second) and to score a whole survey
 (300,000 x 512 in a few seconds). Classes are weighted inversely to their frequency because the interesting
 morphologies (mergers, rings, lenses) are the rare ones.
 """

@@ -9,7 +9,7 @@ import tempfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from mlcore.al_simulation import BASELINE
+from mlcore.active.simulation import BASELINE
 
 
 def write_results(result: Mapping, out_dir) -> tuple[Path, Path]:

@@ -4,11 +4,11 @@ The one entry point for callers is :func:`choose`: a strategy name, the pool's m
 strategy uses (:func:`strategy_needs` says which), out comes a :class:`Selection`. The building blocks live in three
 modules and are re-exported here:
 
-- :mod:`mlcore.query_scores`: one score per galaxy from the model or the volunteers, higher = more worth labelling
+- :mod:`mlcore.active.scores`: one score per galaxy from the model or the volunteers, higher = more worth labelling
   (:func:`least_confidence`, :func:`margin`, :func:`entropy`, :func:`bald`, :func:`vote_disagreement`), and
   :func:`combined` to mix scores;
-- :mod:`mlcore.query_diversity`: feature space (:func:`typicality`, :func:`k_center_greedy`, :func:`typiclust`);
-- :mod:`mlcore.query_batch`: set-based plumbing (:func:`random_sample`, :func:`top_scores`, :func:`cluster_margin`,
+- :mod:`mlcore.active.diversity`: feature space (:func:`typicality`, :func:`k_center_greedy`, :func:`typiclust`);
+- :mod:`mlcore.active.batch`: set-based plumbing (:func:`random_sample`, :func:`top_scores`, :func:`cluster_margin`,
   :func:`without_near_duplicates`).
 
 Cold start: uncertainty needs a model trained on enough labels. Below ``min_labels`` labelled galaxies, or with no
@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from mlcore.query_batch import (
+from mlcore.active.batch import (
     candidate_mask,
     checked_n,
     cluster_margin,
@@ -31,7 +31,7 @@ from mlcore.query_batch import (
     top_scores,
     without_near_duplicates,
 )
-from mlcore.query_diversity import (
+from mlcore.active.diversity import (
     MIN_CLUSTER_SIZE,
     k_center_greedy,
     k_center_picks,
@@ -39,7 +39,7 @@ from mlcore.query_diversity import (
     typiclust,
     typiclust_picks,
 )
-from mlcore.query_scores import (
+from mlcore.active.scores import (
     bald,
     combined,
     entropy,

@@ -2,7 +2,7 @@
 
 Every score reads "higher = more worth labelling". The uncertainty scores (:func:`least_confidence`, :func:`margin`,
 :func:`entropy`, :func:`bald`) take the model's class probabilities; :func:`vote_disagreement` takes the volunteers'
-vote fractions; :func:`combined` mixes several scores by rank. Import them from :mod:`mlcore.query`.
+vote fractions; :func:`combined` mixes several scores by rank. Import them from :mod:`mlcore.active.query`.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 Every galaxy's label is known in advance. A fixed, stratified share is held out and never queried; each strategy
 then starts from no labels, "asks" for labels from the rest (the pool) in batches, refits the probability head
-(:mod:`mlcore.head`) after each batch and is scored on the held-out galaxies. Comparing the learning curves with
+(:mod:`mlcore.active.head`) after each batch and is scored on the held-out galaxies. Comparing the learning curves with
 random sampling shows how many labels a strategy needs to reach random's final accuracy.
 """
 
@@ -14,9 +14,9 @@ from collections.abc import Callable, Mapping, Sequence
 import numpy as np
 from sklearn.model_selection import train_test_split
 
-from mlcore import query
-from mlcore.cluster import kmeans
-from mlcore.head import ProbabilityHead, evaluate
+from mlcore.active import query
+from mlcore.active.head import ProbabilityHead, evaluate
+from mlcore.clusters.kmeans import kmeans
 
 BASELINE = "random"
 
@@ -49,8 +49,8 @@ def simulate(
     Args:
         features: (n, d) feature vectors.
         labels: (n,) true class of each galaxy (compared as str).
-        strategies: names from ``mlcore.query.STRATEGIES``; "random" is added first when missing, repeats dropped.
-        initial: labels queried before the first fit.
+        strategies: names from ``mlcore.active.query.STRATEGIES``; "random" is added first when missing, repeats
+        dropped. initial: labels queried before the first fit.
         step: labels queried per round.
         rounds: rounds after the first fit; a curve has at most ``rounds + 1`` points.
         seed: seeds the split, the head (by default), the pool's k-means and every query.

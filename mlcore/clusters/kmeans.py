@@ -1,8 +1,8 @@
 """PCA, k-means and the choice of k for feature vectors (arrays in, arrays out; no Django).
 
 Feature vectors are compared by cosine, so :func:`reduce_pca` L2-normalises rows before projecting; k-means and
-spectral clustering (:mod:`mlcore.spectral`) then run on the reduced vectors, where Euclidean distance stands in for
-cosine distance and a few dozen components carry most of the variance.
+spectral clustering (:mod:`mlcore.clusters.spectral`) then run on the reduced vectors, where Euclidean distance stands
+in for cosine distance and a few dozen components carry most of the variance.
 """
 
 from __future__ import annotations

@@ -1,9 +1,9 @@
 """2-D maps of feature vectors for the browser: PCA, t-SNE, UMAP, or LDA on the expert labels.
 
-The vectors are used as given, compared by Euclidean distance: pass the output of :func:`mlcore.cluster.reduce_pca`
-(which L2-normalises the raw features, so distances there follow cosine similarity). Inputs wider than 50
-dimensions are first reduced to 50 principal components for t-SNE, UMAP and LDA, the usual practice: it drops noise
-dimensions and makes the neighbour search cheaper.
+The vectors are used as given, compared by Euclidean distance: pass the output of
+:func:`mlcore.clusters.kmeans.reduce_pca` (which L2-normalises the raw features, so distances there follow cosine
+similarity). Inputs wider than 50 dimensions are first reduced to 50 principal components for t-SNE, UMAP and LDA, the
+usual practice: it drops noise dimensions and makes the neighbour search cheaper.
 
 Cost on this 2-core machine, roughly: "pca" and "lda" take seconds even at 100k rows. "tsne" (Barnes-Hut,
 O(n log n) per step, 1000 steps, one thread) took 0.5 s for 150 rows and 9 s for 2,000 with the cores busy; expect
@@ -20,8 +20,8 @@ from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
 from sklearn.manifold import TSNE
 from threadpoolctl import threadpool_limits
 
-from mlcore.cluster import _as_matrix
-from mlcore.metrics import is_unlabelled
+from mlcore.clusters.kmeans import _as_matrix
+from mlcore.clusters.metrics import is_unlabelled
 
 METHODS = ("pca", "tsne", "umap", "lda")
 
@@ -36,10 +36,10 @@ def embed_2d(vectors, method: str, *, labels=None, seed: int = 0) -> np.ndarray:
     """Coordinates on a plane for each row of ``vectors``.
 
     Args:
-        vectors: (n, d) vectors, d >= 2, used as given: normally the output of :func:`mlcore.cluster.reduce_pca`.
-        method: "pca", "tsne", "umap" or "lda" (see the module docstring for what each costs).
-        labels: for "lda" only: one label per row (ints or strings); None, -1, "" or NaN mark an unlabelled row.
-            LDA is fitted on the labelled rows and projects every row. Ignored by the other methods.
+        vectors: (n, d) vectors, d >= 2, used as given: normally the output of
+        :func:`mlcore.clusters.kmeans.reduce_pca`. method: "pca", "tsne", "umap" or "lda" (see the module docstring for
+        what each costs). labels: for "lda" only: one label per row (ints or strings); None, -1, "" or NaN mark an
+            unlabelled row. LDA is fitted on the labelled rows and projects every row. Ignored by the other methods.
         seed: random state; the same seed gives the same map.
 
     Returns:

@@ -15,7 +15,7 @@ Cost is O(n p d) for step 2 and O(p³) for step 3, linear in n. Measured by benc
 of 20 overlapping synthetic clusters, 2 shared cores: 2-4 s at 100k rows (ARI 0.95 against the true clusters, k-means
 0.86); on a 20k subset ARI 0.94 where sklearn's exact method got 0.93 in 712 s, and 0.955 between the two.
 
-The input is used as given: run :func:`mlcore.cluster.reduce_pca` first (50 components), as the exact method and
+The input is used as given: run :func:`mlcore.clusters.kmeans.reduce_pca` first (50 components), as the exact method and
 k-means are run on the same reduced vectors; at 512 dimensions step 2 would cost ten times as much.
 """
 
@@ -26,7 +26,7 @@ import scipy.sparse as sp
 from sklearn.cluster import KMeans
 from threadpoolctl import threadpool_limits
 
-from mlcore.cluster import _as_matrix, _check_n_clusters, _threads_for, kmeans
+from mlcore.clusters.kmeans import _as_matrix, _check_n_clusters, _threads_for, kmeans
 
 # At most one landmark per this many rows. With a landmark for every row, each row's nearest landmark is itself and
 # the graph falls apart into many small pieces (measured: two rings of 400 points, ARI 0.36 with 400 landmarks, 1.0

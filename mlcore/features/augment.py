@@ -24,7 +24,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from mlcore.data import ImageFiles, make_transform
+from mlcore.features.images import ImageFiles, make_transform
 
 # The crop's aspect ratio is drawn log-uniformly within this factor of 1: galaxies are round-ish and centred, so a
 # strong squash (torchvision's default 3/4..4/3) would change apparent ellipticity, itself a morphology feature.
@@ -37,7 +37,7 @@ _PROGRESS_EVERY = 64
 class TrainAugment:
     """Random D4 element, small rotation, mild crop and noise for a normalised batch (B, 3, S, S).
 
-    A class rather than a closure so that it pickles (like ``mlcore.data.ImageTransform``).
+    A class rather than a closure so that it pickles (like ``mlcore.features.images.ImageTransform``).
 
     Args:
         image_size: S, the side of the square images it will be given.
@@ -71,7 +71,7 @@ class TrainAugment:
         """Augment a batch.
 
         Args:
-            images: float (B, 3, S, S), normalised like ``mlcore.data.ImageTransform`` output; not modified.
+            images: float (B, 3, S, S), normalised like ``mlcore.features.images.ImageTransform`` output; not modified.
             generator: source of every random number; random draws happen on its device, then move to the images'.
 
         Returns:
@@ -148,7 +148,7 @@ def decode_all(paths: Sequence[str | os.PathLike], image_size: int, *, crop_frac
 
     Args:
         paths: image files, in the order of the rows to return.
-        image_size: S, 32..424 (``mlcore.data.make_transform``).
+        image_size: S, 32..424 (``mlcore.features.images.make_transform``).
         crop_fraction: centred square crop as a fraction of the shorter side, in (0, 1].
         progress: called as ``progress(done, total)`` every 64 images and once at the end.
 
@@ -165,7 +165,7 @@ def decode_all(paths: Sequence[str | os.PathLike], image_size: int, *, crop_frac
     files = ImageFiles(list(paths), range(len(paths)), transform)
     total = len(files)
     # Filled through numpy in (N, S, S, 3) order: the transform's output is (H, W, C) in memory, so each row is one
-    # contiguous single-threaded copy (torch ops on small tensors wake the intra-op pool; see mlcore.data).
+    # contiguous single-threaded copy (torch ops on small tensors wake the intra-op pool; see mlcore.features.images).
     pixels = np.empty((total, image_size, image_size, 3), dtype=np.float32)
     failures: list[tuple[int, str]] = []
     for index in range(total):

@@ -5,8 +5,8 @@ stored, which is how an extraction resumes. Files that fail to decode are report
 rather than stopping a long run.
 
 The forward pass runs under ``torch.inference_mode`` in channels_last memory format, which oneDNN's convolutions
-prefer on CPU and cuDNN's on recent GPUs; ``mlcore.data`` batches arrive in that layout already. Defaults, from
-bench/extraction.py on 2 cores: batches of 64 (``make_loader``), decoding in this process between batches, no
+prefer on CPU and cuDNN's on recent GPUs; ``mlcore.features.images`` batches arrive in that layout already. Defaults,
+from bench/extraction.py on 2 cores: batches of 64 (``make_loader``), decoding in this process between batches, no
 prefetch thread (there is no idle core to overlap with). That keeps ~0.91 of the bare model's images/s at 128 and
 224 px (ResNet18: ~135 and ~38 images/s on a quiet machine).
 
@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from mlcore.data import d4_views
+from mlcore.features.images import d4_views
 
 
 @dataclass
@@ -73,9 +73,10 @@ def extract(model: torch.nn.Module, loader: Iterable, *, device: str | torch.dev
     The model is moved to ``device``, converted to channels_last and put in eval mode (in place).
 
     Args:
-        model: maps (B, 3, S, S) to (B, d), e.g. from ``mlcore.backbone.build_backbone``.
-        loader: yields ``(images (B, 3, S, S), keys int64 (B,), errors list[str])`` as ``mlcore.data.make_loader``
-            does; an item with a non-empty error is reported as failed. ``len(loader.dataset)`` gives the total.
+        model: maps (B, 3, S, S) to (B, d), e.g. from ``mlcore.features.backbone.build_backbone``.
+        loader: yields ``(images (B, 3, S, S), keys int64 (B,), errors list[str])`` as
+            ``mlcore.features.images.make_loader`` does; an item with a non-empty error is reported as failed.
+            ``len(loader.dataset)`` gives the total.
         device: where to compute; default ``pick_device()``.
         d4: average each image's feature over the 8 rotations/flips of D4 (8 forward passes per batch), making it
             invariant to quarter turns and flips.
@@ -132,7 +133,8 @@ def _check_batch(batch) -> tuple[torch.Tensor, np.ndarray, list[str]]:
     try:
         images, keys, errors = batch
     except (TypeError, ValueError):
-        raise ValueError("a loader batch must be (images, keys, errors); use mlcore.data.make_loader") from None
+        raise ValueError("a loader batch must be (images, keys, errors); "
+                         "use mlcore.features.images.make_loader") from None
     keys = np.asarray(keys, dtype=np.int64)
     if not isinstance(images, torch.Tensor) or images.dim() != 4 or images.shape[1] != 3:
         shape = tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__

@@ -1,4 +1,4 @@
-"""Decoded images to 8-bit RGB, without torch: the model's input (mlcore/data.py) and the web thumbnails
+"""Decoded images to 8-bit RGB, without torch: the model's input (mlcore/features/images.py) and the web thumbnails
 (labeling/services/images.py) convert alike, so people see what the model sees, and making a thumbnail does not load
 torch."""
 

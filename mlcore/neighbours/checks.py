@@ -1,4 +1,4 @@
-"""Checks of what NeighbourIndex (mlcore/index.py) is given: parameters, vectors and keys, k.
+"""Checks of what NeighbourIndex (mlcore/neighbours/index.py) is given: parameters, vectors and keys, k.
 
 Each raises ValueError naming the parameter or argument at fault and what it got.
 """

@@ -2,7 +2,7 @@
 
 Vectors are L2-normalised on the way in, so cosine similarity is the inner product: exact search is
 ``IndexFlatIP``, approximate search ``IndexHNSWFlat`` with ``METRIC_INNER_PRODUCT``, and for catalogues of millions
-a compressed ``IndexIVFPQ`` (mlcore/index_ivfpq.py). Keys are int64 galaxy ids, kept beside the index (FAISS itself
+a compressed ``IndexIVFPQ`` (mlcore/neighbours/ivfpq.py). Keys are int64 galaxy ids, kept beside the index (FAISS itself
 numbers rows 0..n-1).
 
 Threads: a single query (or a handful) runs on one OpenMP thread. FAISS parallelises over queries, so more threads
@@ -22,10 +22,10 @@ from contextlib import contextmanager
 import faiss
 import numpy as np
 
-from mlcore.index_checks import check_params, checked_data, checked_k
-from mlcore.index_file import index_file_read, index_file_write
-from mlcore.index_ivfpq import cosine_of, ivfpq_shape, ivfpq_trained, reranked
-from mlcore.unit_vectors import exact_top_k, unit_rows
+from mlcore.neighbours.checks import check_params, checked_data, checked_k
+from mlcore.neighbours.index_file import index_file_read, index_file_write
+from mlcore.neighbours.ivfpq import cosine_of, ivfpq_shape, ivfpq_trained, reranked
+from mlcore.neighbours.unit_vectors import exact_top_k, unit_rows
 
 RECALL_QUERIES = 1000
 RECALL_K = 20
@@ -40,7 +40,7 @@ class NeighbourIndex:
     Args:
         kind: "exact" (``IndexFlatIP``: every vector compared, recall 1), "hnsw" (``IndexHNSWFlat``: a graph walk,
             about 1 ms at 300k), "ivfpq" (``IndexIVFPQ``: 64-byte codes of 512-d vectors in about 4 sqrt(n) lists,
-            for millions of vectors; see mlcore/index_ivfpq.py) or "auto" (exact up to ``exact_max`` vectors,
+            for millions of vectors; see mlcore/neighbours/ivfpq.py) or "auto" (exact up to ``exact_max`` vectors,
             ivfpq from ``ivfpq_min``, hnsw between).
         exact_max: the largest index "auto" builds exact. Brute force costs about 0.12 ms per 1,000 512-d vectors
             on one thread (about 1.2 ms at 10k, 4 ms at 30k), while HNSW builds 10k vectors in a few seconds.

@@ -1,4 +1,4 @@
-"""The single-file format of a saved NeighbourIndex (mlcore/index.py): header, keys and FAISS index together.
+"""The single-file format of a saved NeighbourIndex (mlcore/neighbours/index.py): header, keys and FAISS index together.
 
 File = MAGIC, header length (uint64 LE), JSON header, keys (int64 LE), the FAISS index as ``faiss.write_index``
 writes it. One file, written under a temporary name and renamed, so a reader sees the old index or the new one.
@@ -53,7 +53,7 @@ def index_file_read(path: str | os.PathLike) -> tuple[dict, np.ndarray, faiss.In
             if len(keys) != n:
                 raise ValueError(f"it holds {len(keys)} of its {n} keys")
             # An IVF-PQ index would otherwise rebuild its table of precomputed distances on reading: see
-            # mlcore/index_ivfpq.py for why it goes without one.
+            # mlcore/neighbours/ivfpq.py for why it goes without one.
             index = faiss.read_index(faiss.PyCallbackIOReader(source.read), faiss.IO_FLAG_SKIP_PRECOMPUTE_TABLE)
             if index.ntotal != n or index.d != dim or source.read(1):
                 raise ValueError(f"its FAISS index ({index.ntotal} x {index.d}) does not match {n} x {dim}")

@@ -1,4 +1,5 @@
-"""IVF-PQ: the compressed approximate index NeighbourIndex (mlcore/index.py) builds for catalogues of millions.
+"""IVF-PQ: the compressed approximate index NeighbourIndex (mlcore/neighbours/index.py) builds for catalogues of
+millions.
 
 An inverted file (IVF) splits the unit vectors into ``nlist`` lists around k-means centroids, and a query scans only
 the ``nprobe`` lists whose centroids lie nearest. Each vector is kept as a product-quantisation (PQ) code of its
@@ -23,7 +24,7 @@ from dataclasses import dataclass
 import faiss
 import numpy as np
 
-from mlcore.unit_vectors import unit_rows
+from mlcore.neighbours.unit_vectors import unit_rows
 
 TRAIN_MAX_ROWS = 2**18  # the training sample, float32: 512 MiB at 512-d, 2 GiB at 2048-d, whatever the catalogue
 TRAIN_ROWS_PER_LIST = 50  # training vectors sampled per list wanted

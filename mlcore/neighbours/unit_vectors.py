@@ -1,7 +1,7 @@
 """Unit-length float32 rows from any float input, and exact cosine top-k over arrays too large to copy whole.
 
 Both read their input a block of rows at a time, so a float16 memory map of millions of vectors is never held as a
-float32 copy: the neighbour index (mlcore/index.py) uses them to build, to measure its recall and to re-rank.
+float32 copy: the neighbour index (mlcore/neighbours/index.py) uses them to build, to measure its recall and to re-rank.
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ class TrainData:
     """The training set, one row per galaxy; arrays may be numpy or torch and are converted on construction.
 
     Attributes:
-        images: float32 (N, 3, S, S), normalised (``mlcore.augment.decode_all``).
+        images: float32 (N, 3, S, S), normalised (``mlcore.features.augment.decode_all``).
         hard: int64 (N,): class index into ``classes``, or -1 for no hard label.
         hard_weight: float32 (N,): 1.0 for expert labels, ``TrainConfig.pseudo_weight`` for pseudo-labels (ignored
             where hard is -1).

@@ -1,14 +1,14 @@
-"""Training in several processes (torchrun + ``DistributedDataParallel``): the few things ``mlcore.train`` does
-differently when ``torch.distributed`` is initialised with more than one process.
+"""Training in several processes (torchrun + ``DistributedDataParallel``): the few things ``mlcore.training.finetune``
+does differently when ``torch.distributed`` is initialised with more than one process.
 
 The design, in one paragraph. Every process holds the whole training set and draws the same epochs from the same
 seeded generator, so all of them know every global batch; each takes its own contiguous share of it
 (``rank_share``), so the global batch size and the sampling weights are those of a single-process run and each
 process computes on batch / processes images. The loss of a share is its sum divided by counts over the *global*
 batch, and ``DistributedDataParallel`` averages gradients over processes, so the step is the gradient of the whole
-batch's loss (``mlcore.train`` multiplies by the number of processes to undo the average). Rank 0 alone decides to
-stop (``agreed_stop`` broadcasts its answer, so every process leaves at the same batch and none waits forever in a
-collective), reports progress and writes the checkpoint; evaluation happens afterwards, outside, from that file.
+batch's loss (``mlcore.training.finetune`` multiplies by the number of processes to undo the average). Rank 0 alone
+decides to stop (``agreed_stop`` broadcasts its answer, so every process leaves at the same batch and none waits forever
+in a collective), reports progress and writes the checkpoint; evaluation happens afterwards, outside, from that file.
 
 BatchNorm. On CUDA the model's BatchNorm layers become ``SyncBatchNorm``: the statistics are then those of the
 global batch, as in a single-process run, which matters because per-process batches are small (32 over 8 GPUs
@@ -28,7 +28,7 @@ import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 
-from mlcore.features import pick_device
+from mlcore.features.extraction import pick_device
 
 
 @dataclass(frozen=True)

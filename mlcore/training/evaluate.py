@@ -23,7 +23,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
-from mlcore.head import FIT_THREADS, evaluate, expected_calibration_error
+from mlcore.active.head import FIT_THREADS, evaluate, expected_calibration_error
 
 # 8 bytes of blake2b give 2**64 equally likely buckets: far finer than any fraction anyone will ask for.
 _HASH_BYTES = 8
@@ -107,7 +107,7 @@ def evaluate_predictions(y_true: Sequence[str], probs, classes: Sequence[str]) -
         classes: the C class names.
 
     Returns:
-        :func:`mlcore.head.evaluate` of the predictions ({"n", "accuracy", "balanced_accuracy", "classes",
+        :func:`mlcore.active.head.evaluate` of the predictions ({"n", "accuracy", "balanced_accuracy", "classes",
         "per_class": {class: {"precision", "recall", "f1", "support"}}, "confusion": rows = true class, columns =
         predicted}) plus "ece", the expected calibration error of the top-class confidence over 10 bins.
 

@@ -6,9 +6,9 @@ Each batch's loss is
     + soft_vote_weight x mean over galaxies with votes of (Dirichlet-multinomial NLL of their vote counts)
 
 where labels are expert labels (weight 1) or pseudo-labels (weight ``pseudo_weight``, filled in by the caller), and
-the vote term is Zoobot's likelihood over the decision tree (``mlcore.losses.vote_loss``). Images are decoded once
-(``mlcore.augment.decode_all``) and augmented per batch (``TrainAugment``). AdamW with a short linear warm-up, then
-cosine decay, over all steps.
+the vote term is Zoobot's likelihood over the decision tree (``mlcore.training.losses.vote_loss``). Images are decoded
+once (``mlcore.features.augment.decode_all``) and augmented per batch (``TrainAugment``). AdamW with a short linear
+warm-up, then cosine decay, over all steps.
 
 Reproducibility. Under one ``config.seed`` a run on the CPU is bitwise repeatable: the heads and a random backbone
 are seeded, epochs are drawn and images augmented from generators derived from the seed, and
@@ -18,11 +18,11 @@ deterministic mode, but ``use_deterministic_algorithms`` is left off: it would m
 count (``config.threads``) and the global RNG are process-wide; all are restored when ``train`` returns.
 
 Nothing is written until training has finished, so a cancelled or failed run leaves no file behind; the model and
-its heads are then written as described in ``mlcore.galaxy_model``.
+its heads are then written as described in ``mlcore.training.galaxy_model``.
 
-Several processes. Started under torchrun (``mlcore.train_launch``) with more than one process, ``train`` runs each
+Several processes. Started under torchrun (``mlcore.training.launch``) with more than one process, ``train`` runs each
 global batch split over the processes through ``DistributedDataParallel``; rank 0 alone reports progress, decides to
-stop and writes the checkpoint. How and why: ``mlcore.distributed``.
+stop and writes the checkpoint. How and why: ``mlcore.training.distributed``.
 """
 
 from __future__ import annotations
@@ -36,8 +36,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mlcore.augment import TrainAugment
-from mlcore.distributed import (
+from mlcore.features.augment import TrainAugment
+from mlcore.features.extraction import pick_device
+from mlcore.training.data import TrainData, batches_per_epoch, epoch_batches, sampling_weights
+from mlcore.training.distributed import (
     Ranks,
     agreed_stop,
     check_shares_fit,
@@ -46,11 +48,17 @@ from mlcore.distributed import (
     summed,
     wrap_for_training,
 )
-from mlcore.features import pick_device
-from mlcore.galaxy_model import CheckpointError, GalaxyModel, heads_path, load_model, predict, pseudo_labels, save_model
-from mlcore.losses import hard_label_loss, vote_loss
-from mlcore.train_data import TrainData, batches_per_epoch, epoch_batches, sampling_weights
-from mlcore.train_setup import make_optimizer, run_settings, seeded_generator, warmup_cosine
+from mlcore.training.galaxy_model import (
+    CheckpointError,
+    GalaxyModel,
+    heads_path,
+    load_model,
+    predict,
+    pseudo_labels,
+    save_model,
+)
+from mlcore.training.losses import hard_label_loss, vote_loss
+from mlcore.training.run_setup import make_optimizer, run_settings, seeded_generator, warmup_cosine
 
 __all__ = ["CheckpointError", "GalaxyModel", "TrainConfig", "TrainData", "TrainResult", "TrainingCancelled",
            "heads_path", "load_model", "predict", "pseudo_labels", "train"]
@@ -73,7 +81,7 @@ class TrainConfig:
         soft_vote_weight: weight of the vote (Dirichlet-multinomial) term against the hard-label term.
         pseudo_weight: the label weight the caller gives pseudo-labels (recorded here; ``TrainData.hard_weight``
             carries it).
-        balance: draw labelled galaxies class-balanced (see ``mlcore.train_data.sampling_weights``).
+        balance: draw labelled galaxies class-balanced (see ``mlcore.training.data.sampling_weights``).
         seed: seeds initialisation, sampling and augmentation.
         threads: ``torch.set_num_threads`` for the run (restored afterwards); None keeps the current setting.
         device: "cpu", "cuda[:N]", or None / "auto" for CUDA when available (``pick_device``).
@@ -124,7 +132,7 @@ class TrainResult:
         images_per_s: training images per second (forward, backward and augmentation).
         device: where it ran, e.g. "cpu" (this process's device when several ran).
         model: the trained model (in eval mode), for evaluation without reading the files back.
-        processes: how many processes trained it together (``mlcore.distributed``).
+        processes: how many processes trained it together (``mlcore.training.distributed``).
     """
 
     checkpoint: Path | None
@@ -144,7 +152,7 @@ def train(data: TrainData, *, backbone: str = "resnet18", weights: str = "random
 
     Args:
         data: the training set (held-out galaxies excluded by the caller).
-        backbone: architecture, one of ``mlcore.backbone.BACKBONES``.
+        backbone: architecture, one of ``mlcore.features.backbone.BACKBONES``.
         weights: "random", "imagenet" or a weights file, e.g. the active model's checkpoint.
         config: hyperparameters.
         progress: called after every batch with {"epoch", "epochs", "batch", "batches", "loss", "eta_s",

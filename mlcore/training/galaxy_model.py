@@ -2,8 +2,8 @@
 
 A trained model is two files side by side:
 
-- ``<checkpoint>``: the backbone, written by ``mlcore.backbone.save_backbone``, so feature extraction reads it with
-  ``build_backbone(name, weights=path)`` like any other backbone; its ``extra`` holds ``classes``,
+- ``<checkpoint>``: the backbone, written by ``mlcore.features.backbone.save_backbone``, so feature extraction reads it
+  with ``build_backbone(name, weights=path)`` like any other backbone; its ``extra`` holds ``classes``,
   ``question_slices``, ``history``, ``config`` and ``pair_id``.
 - ``<checkpoint>.heads.pt``: the classifier and vote heads as plain tensors (``torch.load(weights_only=True)``
   reads it), with the same ``pair_id``, so a backbone is never used with the heads of another run.
@@ -23,9 +23,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mlcore.backbone import BACKBONES, build_backbone, read_checkpoint, save_backbone
-from mlcore.features import pick_device
-from mlcore.losses import expected_fractions
+from mlcore.features.backbone import BACKBONES, build_backbone, read_checkpoint, save_backbone
+from mlcore.features.extraction import pick_device
+from mlcore.training.losses import expected_fractions
 
 HEADS_FORMAT = "galaxy-labeling/heads"
 HEADS_VERSION = 1
@@ -40,7 +40,7 @@ class GalaxyModel(torch.nn.Module):
     """Backbone features -> class logits and vote-head outputs.
 
     Args:
-        backbone: architecture, one of ``mlcore.backbone.BACKBONES``.
+        backbone: architecture, one of ``mlcore.features.backbone.BACKBONES``.
         weights: ``"random"``, ``"imagenet"`` or a weights file (see ``build_backbone``).
         n_classes: classes of the classifier head; 0 for none (``classifier`` is None).
         question_slices: each question's ``(start, stop)`` vote columns; empty for no vote head (``votes`` is None).
@@ -141,7 +141,7 @@ def save_model(model: GalaxyModel, checkpoint_path: str | os.PathLike, *, image_
 
 
 def load_model(checkpoint_path: str | os.PathLike) -> tuple[GalaxyModel, dict]:
-    """Read a model written by ``save_model`` (through ``mlcore.train.train``).
+    """Read a model written by ``save_model`` (through ``mlcore.training.finetune.train``).
 
     Returns:
         (model in eval mode on the CPU, info) with info = the checkpoint's extra plus ``backbone``, ``feature_dim``
@@ -174,7 +174,8 @@ def _read_heads(path: Path) -> dict:
     try:
         content = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
-        raise ValueError(f"{path}: no heads file beside the checkpoint (was it trained by mlcore.train?)") from None
+        raise ValueError(f"{path}: no heads file beside the checkpoint "
+                         "(was it trained by mlcore.training.finetune?)") from None
     except Exception as exc:  # torch raises RuntimeError, UnpicklingError, EOFError... for damaged files
         raise ValueError(f"{path}: unreadable or corrupt heads file ({type(exc).__name__}: {exc})") from exc
     if not isinstance(content, dict) or content.get("format") != HEADS_FORMAT:
@@ -199,8 +200,8 @@ def predict(model: GalaxyModel, images: torch.Tensor, *, batch_size: int = 64,
 
     Args:
         model: a GalaxyModel.
-        images: float (N, 3, S, S), normalised like ``mlcore.data.ImageTransform`` output (e.g. from ``decode_all``).
-        batch_size: images per forward pass.
+        images: float (N, 3, S, S), normalised like ``mlcore.features.images.ImageTransform`` output (e.g. from
+        ``decode_all``). batch_size: images per forward pass.
         device: default ``pick_device()``.
 
     Returns:

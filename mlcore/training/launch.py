@@ -1,11 +1,11 @@
 """Fine-tune from a spec file, in one process or, under torchrun, in several (one per GPU):
 
-    torchrun --nproc_per_node=N -m mlcore.train_launch SPEC OUTDIR [--checkpoint PATH]
-    python -m mlcore.train_launch SPEC OUTDIR [--checkpoint PATH]       # one process, no torchrun
+    torchrun --nproc_per_node=N -m mlcore.training.launch SPEC OUTDIR [--checkpoint PATH]
+    python -m mlcore.training.launch SPEC OUTDIR [--checkpoint PATH]       # one process, no torchrun
 
-Every process reads SPEC (``mlcore.train_spec``), joins the process group torchrun describes
-(``mlcore.distributed.joined_process_group``: NCCL and the GPU of its LOCAL_RANK on CUDA, gloo on the CPU) and
-calls ``mlcore.train.train``. Rank 0 alone:
+Every process reads SPEC (``mlcore.training.spec``), joins the process group torchrun describes
+(``mlcore.training.distributed.joined_process_group``: NCCL and the GPU of its LOCAL_RANK on CUDA, gloo on the CPU) and
+calls ``mlcore.training.finetune.train``. Rank 0 alone:
 
 - prints one line per event to stdout, ``EVENT_MARK`` then JSON (``parse_event`` reads it back): ``started``,
   ``progress`` after every batch (the fields of ``train``'s progress), ``finished``;
@@ -29,9 +29,9 @@ from pathlib import Path
 import torch.distributed as dist
 from torch.distributed.elastic.multiprocessing.errors import record
 
-from mlcore.distributed import Ranks, joined_process_group
-from mlcore.train import TrainingCancelled, TrainResult, train
-from mlcore.train_spec import SpecError, read_spec
+from mlcore.training.distributed import Ranks, joined_process_group
+from mlcore.training.finetune import TrainingCancelled, TrainResult, train
+from mlcore.training.spec import SpecError, read_spec
 
 EVENT_MARK = "@train_launch "
 RESULT_NAME = "result.json"
@@ -53,10 +53,10 @@ def parse_event(line: str) -> dict | None:
 
 @record  # under torchrun, puts the exception of a failed process in torchrun's summary
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m mlcore.train_launch",
+    parser = argparse.ArgumentParser(prog="python -m mlcore.training.launch",
                                      description="Fine-tune a galaxy model from a spec file (under torchrun: on "
                                                  "several processes).")
-    parser.add_argument("spec", type=Path, help="the training spec (mlcore.train_spec.write_spec)")
+    parser.add_argument("spec", type=Path, help="the training spec (mlcore.training.spec.write_spec)")
     parser.add_argument("outdir", type=Path, help="where rank 0 writes result.json (and the checkpoint)")
     parser.add_argument("--checkpoint", type=Path, help="the checkpoint to write (default OUTDIR/model.pt)")
     arguments = parser.parse_args(argv)

@@ -1,14 +1,14 @@
 """Self-supervised pretraining (SimCLR) of a backbone on the galaxies themselves, for when no pretrained weights exist.
 
-Each image is augmented twice (``mlcore.augment.TrainAugment``: a random D4 element, a small rotation, a mild crop,
-noise); the backbone and a small projection head learn to map the two views of one galaxy close together and views
+Each image is augmented twice (``mlcore.features.augment.TrainAugment``: a random D4 element, a small rotation, a mild
+crop, noise); the backbone and a small projection head learn to map the two views of one galaxy close together and views
 of different galaxies apart (the NT-Xent loss, Chen et al. 2020). Galaxies have no preferred orientation, so turns
 and flips are exactly the changes the features should ignore. The projection head is thrown away afterwards: the
-result is an ordinary backbone checkpoint (``mlcore.backbone.save_backbone``), which ``build_backbone(name,
+result is an ordinary backbone checkpoint (``mlcore.features.backbone.save_backbone``), which ``build_backbone(name,
 weights=path)`` loads for feature extraction or further fine-tuning.
 
-Images come in decoded once (``mlcore.augment.decode_all``); every epoch only augments tensors. Runs are deterministic
-under ``SSLConfig.seed`` on CPU (on CUDA, up to cuDNN's nondeterministic kernels).
+Images come in decoded once (``mlcore.features.augment.decode_all``); every epoch only augments tensors. Runs are
+deterministic under ``SSLConfig.seed`` on CPU (on CUDA, up to cuDNN's nondeterministic kernels).
 """
 
 from __future__ import annotations
@@ -23,9 +23,9 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from mlcore.augment import TrainAugment
-from mlcore.backbone import BACKBONES, build_backbone, save_backbone
-from mlcore.features import pick_device
+from mlcore.features.augment import TrainAugment
+from mlcore.features.backbone import BACKBONES, build_backbone, save_backbone
+from mlcore.features.extraction import pick_device
 
 
 class PretrainingCancelled(Exception):
@@ -46,7 +46,7 @@ class SSLConfig:
         image_size: side S of the images; they must come in at this size.
         seed: seeds the projection head, the backbone's random initialisation, batch order and augmentation.
         threads: CPU threads for torch during the run (restored afterwards); None leaves the caller's setting.
-        device: "auto"/None, "cpu" or "cuda[:N]" (``mlcore.features.pick_device``).
+        device: "auto"/None, "cpu" or "cuda[:N]" (``mlcore.features.extraction.pick_device``).
     """
 
     epochs: int = 10
@@ -118,8 +118,8 @@ def pretrain(images: torch.Tensor, *, backbone: str = "resnet18", weights: str |
     """Train ``backbone`` contrastively on ``images`` and write it as an ordinary backbone checkpoint.
 
     Args:
-        images: float (N, 3, S, S) normalised images (``mlcore.augment.decode_all``), N >= 2, S = config.image_size.
-        backbone: one of ``mlcore.backbone.BACKBONES``.
+        images: float (N, 3, S, S) normalised images (``mlcore.features.augment.decode_all``), N >= 2, S =
+        config.image_size. backbone: one of ``mlcore.features.backbone.BACKBONES``.
         weights: where to start: "random" (seeded by config.seed), "imagenet" or a weights file.
         config: hyperparameters; default ``SSLConfig()``.
         progress: called after every step with {"epoch", "epochs", "batch", "batches" (1-based counts), "loss"

@@ -1,4 +1,4 @@
-"""The pieces a fine-tuning run is set up with (``mlcore.train``): optimizer, learning-rate schedule, seeded
+"""The pieces a fine-tuning run is set up with (``mlcore.training.finetune``): optimizer, learning-rate schedule, seeded
 generators, and the process-wide switches (threads, seed, determinism) that are restored when the run ends."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The file that describes a training run for other processes (``mlcore.train_launch``): the training set, the
+"""The file that describes a training run for other processes (``mlcore.training.launch``): the training set, the
 hyperparameters, the architecture and the initial weights.
 
 It is one ``torch.save`` file of tensors and plain values. ``read_spec`` loads it with ``weights_only=True``, so
@@ -16,9 +16,9 @@ from pathlib import Path
 
 import torch
 
-from mlcore.backbone import BACKBONES
-from mlcore.train import TrainConfig
-from mlcore.train_data import TrainData
+from mlcore.features.backbone import BACKBONES
+from mlcore.training.data import TrainData
+from mlcore.training.finetune import TrainConfig
 
 SPEC_FORMAT = "galaxy-labeling/train-spec"
 SPEC_VERSION = 1
@@ -30,7 +30,7 @@ class SpecError(ValueError):
 
 @dataclass
 class TrainSpec:
-    """What ``mlcore.train.train`` is called with: ``train(data, backbone=, weights=, config=)``."""
+    """What ``mlcore.training.finetune.train`` is called with: ``train(data, backbone=, weights=, config=)``."""
 
     data: TrainData
     config: TrainConfig
@@ -72,7 +72,7 @@ def read_spec(path: str | os.PathLike) -> TrainSpec:
     except Exception as exc:  # torch raises RuntimeError, UnpicklingError, EOFError... for damaged files
         raise SpecError(f"{path}: unreadable training spec ({type(exc).__name__}: {exc})") from exc
     if not isinstance(content, dict) or content.get("format") != SPEC_FORMAT:
-        raise SpecError(f"{path}: not a training spec (a {SPEC_FORMAT} file written by mlcore.train_spec)")
+        raise SpecError(f"{path}: not a training spec (a {SPEC_FORMAT} file written by mlcore.training.spec)")
     if not isinstance(content.get("version"), int) or content["version"] > SPEC_VERSION:
         raise SpecError(f"{path}: training spec version {content.get('version')!r}; this code reads up to "
                         f"{SPEC_VERSION}")

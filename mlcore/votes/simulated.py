@@ -13,7 +13,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from mlcore.votes import MULTIPLE, TreeSpec, validate_walk
+from mlcore.votes.tree import MULTIPLE, TreeSpec, validate_walk
 
 
 def simulate_walk(

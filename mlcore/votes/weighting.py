@@ -36,7 +36,7 @@ from numbers import Integral, Real
 
 import numpy as np
 
-from mlcore.votes import QuestionVotes, TreeSpec, count_votes, validate_walk
+from mlcore.votes.tree import QuestionVotes, TreeSpec, count_votes, validate_walk
 
 Answers = Mapping[str, str | list[str]]
 
@@ -66,7 +66,7 @@ class VolunteerWeights:
 class WeightedQuestionVotes(QuestionVotes):
     """Weighted votes on one question: summed weights per answer and over the volunteers who answered it.
 
-    A QuestionVotes with float counts, so ``fractions()`` and ``mlcore.votes.reach`` work on it unchanged.
+    A QuestionVotes with float counts, so ``fractions()`` and ``mlcore.votes.tree.reach`` work on it unchanged.
     """
 
     counts: dict[str, float]
@@ -91,9 +91,9 @@ def volunteer_weights(
     iterations to a tolerance of 1e-3; each is a handful of numpy passes, a fraction of a second per million.
 
     Args:
-        spec: the decision tree (mlcore.votes.parse_tree).
+        spec: the decision tree (mlcore.votes.tree.parse_tree).
         classifications: (volunteer id, galaxy id, answers) triples; answers maps question key -> answer key, or
-            a list of answer keys for a checkbox question, and must follow the tree (mlcore.votes.validate_walk).
+            a list of answer keys for a checkbox question, and must follow the tree (mlcore.votes.tree.validate_walk).
         threshold: kappa at and above which a volunteer keeps full weight (GZ2: 0.6).
         exponent: how steeply the weight falls below the threshold (GZ2: 8.5).
         max_iter: the most iterations to run, >= 1.
@@ -134,7 +134,7 @@ def weighted_galaxy_votes(
     *,
     default_weight: float | None = None,
 ) -> dict[str, WeightedQuestionVotes]:
-    """Weighted vote counts and totals of ONE galaxy, walking the tree exactly as mlcore.votes.count_votes does.
+    """Weighted vote counts and totals of ONE galaxy, walking the tree exactly as mlcore.votes.tree.count_votes does.
 
     Each volunteer's walk is counted by count_votes and scaled by their weight, so a count is the summed weight
     of the volunteers who chose that answer and a total the summed weight of those who answered the question.

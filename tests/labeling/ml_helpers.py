@@ -39,7 +39,7 @@ def galaxy10_subset_for_training(folder: Path, *, per_class: int = 8) -> Dataset
 
     The split depends on the galaxy ids alone, and a shared PostgreSQL server hands out ever new ids: with 24
     galaxies, about one import in 200 would hold none out. Such an import is dropped and made again (new ids)."""
-    from mlcore.evaluate import held_out_mask
+    from mlcore.training.evaluate import held_out_mask
 
     for _ in range(5):
         dataset = galaxy10_subset(folder, per_class=per_class)

@@ -10,7 +10,7 @@ from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
 from labeling.models import ClusterAssignment, ExpertLabel, Job, VoteSummary
-from mlcore.store import FeatureStore
+from mlcore.features.store import FeatureStore
 from tests.labeling.api_helpers import SMOOTH_ROUND, api_world
 
 pytestmark = pytest.mark.django_db

@@ -24,7 +24,7 @@ from labeling.selectors.labels import EXPERT, galaxy_labels
 from labeling.services.schemas import schema_get_or_load_shipped
 from labeling.services.training_data import cycle_data
 from labeling.services.trees import tree_get_or_load_shipped
-from mlcore.evaluate import held_out_mask
+from mlcore.training.evaluate import held_out_mask
 from tests.labeling.factories import make_galaxies
 from tests.labeling.ml_helpers import galaxy10_subset_for_training
 

@@ -9,8 +9,8 @@ from labeling.services.demo_truth import (
     gz2_truth_for_example,
     gz2_truth_from_class_string,
 )
-from mlcore.simulate import simulate_walks
-from mlcore.votes import parse_tree
+from mlcore.votes.simulated import simulate_walks
+from mlcore.votes.tree import parse_tree
 
 TREES = Path(__file__).resolve().parents[2] / "labeling" / "trees"
 

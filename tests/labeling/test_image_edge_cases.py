@@ -6,7 +6,7 @@ Choices, and why:
 
 - A file's format is decided by its bytes, not its name: PNG bytes named .jpg are imported and stored as .png. Users
   rename files carelessly; refusing a good image over its name would only make them rename it back.
-- Thumbnails convert as the model's input does (mlcore/pixels.py): 16-bit images by their own range (a plain
+- Thumbnails convert as the model's input does (mlcore/features/pixels.py): 16-bit images by their own range (a plain
   conversion clipped them to white), transparency composited on black sky (a plain conversion showed whatever
   colour the see-through pixels held), CMYK through Pillow (which undoes Adobe's inverted CMYK).
 - Only the first frame of a GIF is a galaxy; the others are ignored.
@@ -28,7 +28,7 @@ from PIL import Image
 from labeling.models import FeatureSet, Galaxy
 from labeling.services.import_galaxies import galaxies_import
 from labeling.services.importing import ImportFailed
-from mlcore.store import FeatureStore
+from mlcore.features.store import FeatureStore
 from tests.labeling.import_helpers import png_header_only, snapshot
 from tests.labeling.ml_helpers import DEMO_GALAXY10, extracted
 

@@ -19,7 +19,7 @@ from labeling.services import features as features_service
 from labeling.services.activation import version_activate
 from labeling.services.jobs import job_create, job_rerun, jobs_mark_abandoned, task_cluster
 from labeling.services.ml_jobs import extraction_start
-from mlcore.store import FeatureStore
+from mlcore.features.store import FeatureStore
 from tests.labeling.ml_helpers import extracted, galaxy10_subset, tiny_model
 
 pytestmark = pytest.mark.django_db

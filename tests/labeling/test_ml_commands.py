@@ -9,7 +9,7 @@ import torch
 from django.core.management import CommandError, call_command
 
 from labeling.models import Clustering, Embedding, FeatureSet, Job
-from mlcore.backbone import build_backbone, save_backbone
+from mlcore.features.backbone import build_backbone, save_backbone
 from tests.labeling.ml_helpers import galaxy10_subset
 
 pytestmark = pytest.mark.django_db

@@ -161,7 +161,7 @@ def test_an_admin_starts_an_extraction_from_the_jobs_page_and_the_worker_runs_it
 def test_an_admin_extracts_with_a_checkpoint_registered_from_the_command_line(
         as_admin, dataset, tmp_path, django_capture_on_commit_callbacks):
     from labeling.services.model_versions import model_version_get_or_create
-    from mlcore.backbone import build_backbone, save_backbone
+    from mlcore.features.backbone import build_backbone, save_backbone
 
     path = tmp_path / "galaxy-backbone.pt"
     save_backbone(build_backbone("resnet18", "random", seed=5), path, name="resnet18", image_size=32)

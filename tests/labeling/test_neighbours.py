@@ -7,7 +7,7 @@ from PIL import Image
 from labeling import selectors
 from labeling.models import Galaxy
 from labeling.services.import_galaxies import galaxies_import
-from mlcore.store import FeatureStore
+from mlcore.features.store import FeatureStore
 from tests.labeling.ml_helpers import extracted, galaxy10_subset, indexed
 
 pytestmark = pytest.mark.django_db
@@ -94,7 +94,7 @@ def test_the_pages_use_the_active_model_versions_features_else_the_latest_index(
 
 def test_the_index_build_passes_on_the_size_from_which_auto_builds_ivfpq_from_the_settings(dataset, settings,
                                                                                            monkeypatch):
-    from mlcore.index import NeighbourIndex
+    from mlcore.neighbours.index import NeighbourIndex
 
     settings.GALAXY_INDEX_IVFPQ_MIN = 12
     thresholds = []

@@ -186,7 +186,7 @@ def test_a_full_disk_fails_the_cycle_with_a_clear_error_and_no_file(dataset, mon
 
 
 def test_self_supervised_pretraining_makes_a_version_a_cycle_can_start_from(dataset, capsys):
-    from mlcore.backbone import build_backbone
+    from mlcore.features.backbone import build_backbone
 
     call_command("pretrain", "--dataset", dataset.name, "--image-size", "32", "--epochs", "1")
     assert "contrastive loss" in capsys.readouterr().out

@@ -14,7 +14,7 @@ from labeling.models import Job, ModelVersion
 from labeling.services import train_processes
 from labeling.services.model_versions import model_version_activate
 from labeling.services.retrain import retrain_start
-from mlcore.galaxy_model import load_model
+from mlcore.training.galaxy_model import load_model
 from tests.labeling.ml_helpers import galaxy10_subset_for_training
 
 pytestmark = pytest.mark.django_db

@@ -14,7 +14,7 @@ class Command(BaseCommand):
             "and write learning curves (JSON and PNG) with the labels each strategy saves against random.")
 
     def add_arguments(self, parser):
-        from mlcore.query import STRATEGIES
+        from mlcore.active.query import STRATEGIES
 
         parser.add_argument("--dataset", required=True, help="the dataset's name")
         parser.add_argument("--oracle", required=True, type=Path,

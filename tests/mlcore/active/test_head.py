@@ -1,4 +1,4 @@
-"""The probability head on frozen features, its metrics and its file format (mlcore/head.py)."""
+"""The probability head on frozen features, its metrics and its file format (mlcore/active/head.py)."""
 
 import numpy as np
 import pytest
@@ -8,8 +8,8 @@ from sklearn.metrics import recall_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from mlcore import head as head_module
-from mlcore.head import ProbabilityHead, _aligned_proba, evaluate, expected_calibration_error
+from mlcore.active import head as head_module
+from mlcore.active.head import ProbabilityHead, _aligned_proba, evaluate, expected_calibration_error
 
 NAMES = np.array(["spiral", "elliptical", "merger", "edge_on"])  # deliberately not in sorted order
 

@@ -1,4 +1,4 @@
-"""Acquisition functions for active learning (mlcore/query.py and the query_scores, query_diversity and query_batch
+"""Acquisition functions for active learning (mlcore/active/query.py and the scores, diversity and batch
 modules it re-exports).
 
 Feature-based selection compares vectors by direction (cosine), so the hand-made pools below place their blobs
@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import mlcore.query_diversity
-from mlcore.query import (
+import mlcore.active.diversity
+from mlcore.active.query import (
     DEFAULT_WEIGHTS,
     STRATEGIES,
     UNCERTAINTY,
@@ -35,7 +35,7 @@ from mlcore.query import (
     without_near_duplicates,
 )
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[3]
 
 
 def blobs(sizes, *, dim=8, spread=0.02, seed=0):
@@ -233,7 +233,7 @@ def test_typicality_scores_the_middle_of_a_blob_above_an_outlier_and_ignores_vec
 
 
 def test_typicality_against_a_reference_sample_still_finds_the_outlier_and_is_deterministic(monkeypatch):
-    monkeypatch.setattr(mlcore.query_diversity, "TYPICALITY_REFERENCES", 25)
+    monkeypatch.setattr(mlcore.active.diversity, "TYPICALITY_REFERENCES", 25)
     features, _ = blobs([80], dim=100, spread=0.01, seed=4)  # 100 dimensions: projected to 64 first
     features = np.vstack([features, np.eye(100)[0] + 0.6 * np.eye(100)[1]])
 
@@ -362,7 +362,7 @@ def test_typiclust_passes_over_clusters_of_fewer_than_five_galaxies_until_nothin
 
 
 def test_typiclust_with_mini_batch_k_means_still_covers_every_blob(monkeypatch):
-    monkeypatch.setattr(mlcore.query_diversity, "FULL_KMEANS_MAX", 0)
+    monkeypatch.setattr(mlcore.active.diversity, "FULL_KMEANS_MAX", 0)
     features, blob = blobs([30, 15, 10], seed=12)
 
     picked = typiclust(features, n=3, labelled=mask(55))
@@ -628,7 +628,7 @@ def test_query_and_agreement_import_without_django():
         "        if name.split('.')[0] in ('django', 'labeling', 'rest_framework'):\n"
         "            raise ImportError(f'mlcore must not import {name}')\n"
         "sys.meta_path.insert(0, Forbidden())\n"
-        "import mlcore.query, mlcore.agreement\n"
+        "import mlcore.active.query, mlcore.votes.agreement\n"
     )
 
     done = subprocess.run([sys.executable, "-c", probe], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)

@@ -1,4 +1,5 @@
-"""Simulated active learning against random sampling (mlcore/al_simulation.py), with the real mlcore.query."""
+"""Simulated active learning against random sampling (mlcore/active/simulation.py), with the real
+mlcore.active.query."""
 
 import json
 
@@ -6,10 +7,10 @@ import numpy as np
 import pytest
 from sklearn.datasets import make_blobs
 
-from mlcore import query
-from mlcore.al_plot import write_results
-from mlcore.al_simulation import held_out_split, label_savings, simulate, strategy_order
-from mlcore.head import ProbabilityHead
+from mlcore.active import query
+from mlcore.active.head import ProbabilityHead
+from mlcore.active.plot import write_results
+from mlcore.active.simulation import held_out_split, label_savings, simulate, strategy_order
 
 CLASSES = np.array(["spiral", "elliptical", "merger", "ring", "lens", "edge_on"])
 

@@ -1,11 +1,11 @@
-"""PCA, k-means and the choice of k (mlcore/cluster.py)."""
+"""PCA, k-means and the choice of k (mlcore/clusters/kmeans.py)."""
 
 import numpy as np
 import pytest
 from sklearn.datasets import make_blobs
 from sklearn.metrics import adjusted_rand_score
 
-from mlcore.cluster import KMeansResult, choose_k, kmeans, reduce_pca
+from mlcore.clusters.kmeans import KMeansResult, choose_k, kmeans, reduce_pca
 
 
 @pytest.fixture(scope="module")

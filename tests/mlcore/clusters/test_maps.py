@@ -1,11 +1,11 @@
-"""2-D maps of feature vectors (mlcore/embed.py). t-SNE and UMAP data stay small: both are slow to start."""
+"""2-D maps of feature vectors (mlcore/clusters/maps.py). t-SNE and UMAP data stay small: both are slow to start."""
 
 import numpy as np
 import pytest
 from sklearn.datasets import make_blobs
 
-from mlcore.cluster import reduce_pca
-from mlcore.embed import METHODS, embed_2d
+from mlcore.clusters.kmeans import reduce_pca
+from mlcore.clusters.maps import METHODS, embed_2d
 
 
 @pytest.fixture(scope="module")

@@ -1,11 +1,11 @@
-"""Cluster-versus-label metrics (mlcore/metrics.py)."""
+"""Cluster-versus-label metrics (mlcore/clusters/metrics.py)."""
 
 import json
 
 import numpy as np
 import pytest
 
-from mlcore.metrics import is_unlabelled, label_metrics
+from mlcore.clusters.metrics import is_unlabelled, label_metrics
 
 
 def test_a_perfect_clustering_scores_one_everywhere():

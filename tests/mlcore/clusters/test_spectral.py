@@ -1,4 +1,4 @@
-"""Landmark-based spectral clustering (mlcore/spectral.py)."""
+"""Landmark-based spectral clustering (mlcore/clusters/spectral.py)."""
 
 import numpy as np
 import pytest
@@ -6,8 +6,8 @@ from sklearn.cluster import SpectralClustering
 from sklearn.datasets import make_blobs, make_circles, make_moons
 from sklearn.metrics import adjusted_rand_score
 
-from mlcore.cluster import kmeans
-from mlcore.spectral import ScalableSpectral
+from mlcore.clusters.kmeans import kmeans
+from mlcore.clusters.spectral import ScalableSpectral
 
 
 @pytest.fixture(scope="module")

@@ -1,5 +1,5 @@
-"""Training augmentation and decoding once (mlcore/augment.py): D4 exactness, determinism, no black corners, noise,
-decode_all's rows, failures and progress."""
+"""Training augmentation and decoding once (mlcore/features/augment.py): D4 exactness, determinism, no black corners,
+noise, decode_all's rows, failures and progress."""
 
 import pickle
 
@@ -8,8 +8,8 @@ import pytest
 import torch
 from PIL import Image
 
-from mlcore.augment import TrainAugment, decode_all
-from mlcore.data import d4_views, load_rgb, make_transform
+from mlcore.features.augment import TrainAugment, decode_all
+from mlcore.features.images import d4_views, load_rgb, make_transform
 
 SIZE = 32
 

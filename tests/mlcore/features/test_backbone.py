@@ -1,4 +1,5 @@
-"""ResNet backbones (mlcore/backbone.py): shapes, seeded init, our checkpoints, torchvision files, refusals, offline."""
+"""ResNet backbones (mlcore/features/backbone.py): shapes, seeded init, our checkpoints, torchvision files, refusals,
+offline."""
 
 import socket
 import threading
@@ -9,8 +10,8 @@ import pytest
 import torch
 import torchvision
 
-from mlcore import backbone
-from mlcore.backbone import (
+from mlcore.features import backbone
+from mlcore.features.backbone import (
     BACKBONES,
     WeightsError,
     WeightsUnavailable,

@@ -1,4 +1,5 @@
-"""Batched feature extraction (mlcore/features.py): batches, failures, D4 invariance, progress, cancelling."""
+"""Batched feature extraction (mlcore/features/extraction.py): batches, failures, D4 invariance, progress,
+cancelling."""
 
 from pathlib import Path
 
@@ -7,11 +8,11 @@ import pytest
 import torch
 from PIL import Image
 
-from mlcore.backbone import build_backbone
-from mlcore.data import ImageFiles, load_rgb, make_loader, make_transform
-from mlcore.features import Cancelled, FeatureBatch, extract, pick_device
+from mlcore.features.backbone import build_backbone
+from mlcore.features.extraction import Cancelled, FeatureBatch, extract, pick_device
+from mlcore.features.images import ImageFiles, load_rgb, make_loader, make_transform
 
-GALAXIES = sorted((Path(__file__).resolve().parents[2] / "labeling" / "demo_data" / "galaxy10" / "images")
+GALAXIES = sorted((Path(__file__).resolve().parents[3] / "labeling" / "demo_data" / "galaxy10" / "images")
                   .glob("*.jpg"))
 SIZE = 48
 

@@ -1,7 +1,7 @@
-"""Odd images on the model's side (mlcore/data.py), beyond the modes tests/mlcore/test_data.py decodes: absurd
-sizes, several frames, headers claiming billions of pixels, truncated PNGs, and a batch that mixes them with broken
-files. Every readable image becomes a finite model input; every unreadable one an error naming its file, in its
-place in the batch, never a crashed or silently shortened batch."""
+"""Odd images on the model's side (mlcore/features/images.py), beyond the modes tests/mlcore/features/test_images.py
+decodes: absurd sizes, several frames, headers claiming billions of pixels, truncated PNGs, and a batch that mixes them
+with broken files. Every readable image becomes a finite model input; every unreadable one an error naming its file, in
+its place in the batch, never a crashed or silently shortened batch."""
 
 import io
 import struct
@@ -13,9 +13,9 @@ import pytest
 import torch
 from PIL import Image
 
-from mlcore.data import ImageFiles, load_rgb, make_loader, make_transform
+from mlcore.features.images import ImageFiles, load_rgb, make_loader, make_transform
 
-GALAXY = Path(__file__).resolve().parents[2] / "labeling" / "demo_data" / "galaxy10" / "images" / "g10_class_5_0.jpg"
+GALAXY = Path(__file__).resolve().parents[3] / "labeling" / "demo_data" / "galaxy10" / "images" / "g10_class_5_0.jpg"
 
 
 def encoded(image: Image.Image, fmt: str, **options) -> bytes:

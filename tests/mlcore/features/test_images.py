@@ -1,4 +1,4 @@
-"""Image decoding, transform, D4 views and the loader (mlcore/data.py), on real galaxies and odd files."""
+"""Image decoding, transform, D4 views and the loader (mlcore/features/images.py), on real galaxies and odd files."""
 
 import io
 import pickle
@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 from torchvision.transforms import functional as TF
 
-from mlcore.data import (
+from mlcore.features.images import (
     IMAGENET_MEAN,
     IMAGENET_STD,
     ImageFiles,
@@ -20,7 +20,7 @@ from mlcore.data import (
     make_transform,
 )
 
-GALAXIES = sorted((Path(__file__).resolve().parents[2] / "labeling" / "demo_data" / "galaxy10" / "images")
+GALAXIES = sorted((Path(__file__).resolve().parents[3] / "labeling" / "demo_data" / "galaxy10" / "images")
                   .glob("*.jpg"))
 
 

@@ -1,4 +1,5 @@
-"""Feature vectors on disk (mlcore/store.py): round trips, refusals that write nothing, crash safety, memory maps."""
+"""Feature vectors on disk (mlcore/features/store.py): round trips, refusals that write nothing, crash safety, memory
+maps."""
 
 import json
 import tracemalloc
@@ -7,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mlcore.store import FeatureStore
+from mlcore.features.store import FeatureStore
 
 DIM = 8
 

@@ -1,10 +1,11 @@
-"""Cosine nearest neighbours (mlcore/index.py): exact equals brute force, HNSW reports its recall, save/load."""
+"""Cosine nearest neighbours (mlcore/neighbours/index.py): exact equals brute force, HNSW reports its recall,
+save/load."""
 
 import numpy as np
 import pytest
 
-from mlcore.index import NeighbourIndex
-from mlcore.store import FeatureStore
+from mlcore.features.store import FeatureStore
+from mlcore.neighbours.index import NeighbourIndex
 
 DIM = 32
 

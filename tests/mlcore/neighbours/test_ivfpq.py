@@ -1,12 +1,13 @@
-"""The compressed IVF-PQ neighbour index (mlcore/index.py kind "ivfpq", sized by mlcore/index_ivfpq.py)."""
+"""The compressed IVF-PQ neighbour index (mlcore/neighbours/index.py kind "ivfpq", sized by
+mlcore/neighbours/ivfpq.py)."""
 
 import numpy as np
 import pytest
 
-from mlcore.index import NeighbourIndex
-from mlcore.index_ivfpq import TRAIN_MAX_ROWS, IvfpqShape, ivfpq_shape
-from mlcore.store import FeatureStore
-from tests.mlcore.test_index import clustered as clustered_vectors
+from mlcore.features.store import FeatureStore
+from mlcore.neighbours.index import NeighbourIndex
+from mlcore.neighbours.ivfpq import TRAIN_MAX_ROWS, IvfpqShape, ivfpq_shape
+from tests.mlcore.neighbours.test_index import clustered as clustered_vectors
 
 DIM = 64
 N = 4000

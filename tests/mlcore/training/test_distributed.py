@@ -1,6 +1,6 @@
-"""Training in several processes (mlcore/distributed.py, train_spec.py, train_launch.py): a step on two processes is
-the step on the whole batch, rank 0's cancel stops both, and the launcher under torchrun writes one checkpoint and
-a result, or refuses a bad spec clearly. Two CPU processes with gloo; no GPU is needed."""
+"""Training in several processes (mlcore/training/distributed.py, spec.py, launch.py): a step on two
+processes is the step on the whole batch, rank 0's cancel stops both, and the launcher under torchrun writes one
+checkpoint and a result, or refuses a bad spec clearly. Two CPU processes with gloo; no GPU is needed."""
 
 import datetime
 import json
@@ -15,15 +15,15 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing
 
-import mlcore.train
-from mlcore.distributed import Ranks, check_shares_fit, rank_share
-from mlcore.galaxy_model import GalaxyModel, load_model
-from mlcore.train import TrainData, TrainingCancelled, train
-from mlcore.train_launch import CANCEL_NAME, EXIT_BAD_INPUT, EXIT_CANCELLED, main, parse_event
-from mlcore.train_spec import TrainSpec, read_spec, write_spec
-from tests.mlcore.test_train import CLASSES, config, disks, labelled_data
+import mlcore.training.finetune
+from mlcore.training.distributed import Ranks, check_shares_fit, rank_share
+from mlcore.training.finetune import TrainData, TrainingCancelled, train
+from mlcore.training.galaxy_model import GalaxyModel, load_model
+from mlcore.training.launch import CANCEL_NAME, EXIT_BAD_INPUT, EXIT_CANCELLED, main, parse_event
+from mlcore.training.spec import TrainSpec, read_spec, write_spec
+from tests.mlcore.training.test_finetune import CLASSES, config, disks, labelled_data
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[3]
 PROCESSES = 2
 # torchrun's error recorder (on the launcher's main) cannot install its fault handler under pytest's captured stderr.
 pytestmark = pytest.mark.filterwarnings("ignore:Unable to enable fault handler")
@@ -94,7 +94,7 @@ def _on_each_process(rank: int, folder: str) -> None:
         except TrainingCancelled as exc:
             outcome["cancelled"] = str(exc)
         outcome["asked"] = len(asked)
-        mlcore.train.GalaxyModel = PerImageNormModel
+        mlcore.training.finetune.GalaxyModel = PerImageNormModel
         outcome["step"] = step_outcome(train(mixed_data(), config=one_step_config()))
         torch.save(outcome, Path(folder) / f"rank{rank}.pt")
     finally:
@@ -133,7 +133,7 @@ def test_batches_too_small_for_two_images_per_process_are_refused():
 
 def test_a_step_on_two_processes_with_half_the_batch_each_equals_the_step_on_the_whole_batch(two_processes,
                                                                                            monkeypatch):
-    monkeypatch.setattr(mlcore.train, "GalaxyModel", PerImageNormModel)
+    monkeypatch.setattr(mlcore.training.finetune, "GalaxyModel", PerImageNormModel)
     before = PerImageNormModel("resnet18", n_classes=2, question_slices=[(0, 2), (2, 5)], seed=0).state_dict()
 
     single = step_outcome(train(mixed_data(), config=one_step_config()))
@@ -167,7 +167,7 @@ def test_rank_0s_cancel_stops_both_processes_at_the_same_batch(two_processes):
 
 def run_launcher(*arguments: str, processes: int = PROCESSES) -> subprocess.CompletedProcess:
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}",
-               "-m", "mlcore.train_launch", *arguments]
+               "-m", "mlcore.training.launch", *arguments]
     return subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=300,
                           env={**os.environ, "OMP_NUM_THREADS": "1"})
 

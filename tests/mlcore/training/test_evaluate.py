@@ -1,4 +1,4 @@
-"""Evaluation on a fixed held-out split, the pixel baseline and the comparison table (mlcore/evaluate.py)."""
+"""Evaluation on a fixed held-out split, the pixel baseline and the comparison table (mlcore/training/evaluate.py)."""
 
 import hashlib
 import json
@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from mlcore.evaluate import (
+from mlcore.training.evaluate import (
     compare,
     confident_mistakes,
     evaluate_predictions,

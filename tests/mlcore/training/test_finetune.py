@@ -1,5 +1,6 @@
-"""Fine-tuning (mlcore/train.py, train_data.py, galaxy_model.py): it learns, it repeats under a seed, it stops when
-asked, it reports progress, its files load both ways, a full disk leaves nothing behind, bad data is refused."""
+"""Fine-tuning (mlcore/training/finetune.py, data.py, galaxy_model.py): it learns, it repeats under a seed, it
+stops when asked, it reports progress, its files load both ways, a full disk leaves nothing behind, bad data is
+refused."""
 
 import errno
 import shutil
@@ -9,9 +10,9 @@ import numpy as np
 import pytest
 import torch
 
-from mlcore.backbone import build_backbone, read_checkpoint
-from mlcore.galaxy_model import save_model
-from mlcore.train import (
+from mlcore.features.backbone import build_backbone, read_checkpoint
+from mlcore.training.data import epoch_batches, sampling_weights
+from mlcore.training.finetune import (
     CheckpointError,
     TrainConfig,
     TrainData,
@@ -22,7 +23,7 @@ from mlcore.train import (
     pseudo_labels,
     train,
 )
-from mlcore.train_data import epoch_batches, sampling_weights
+from mlcore.training.galaxy_model import save_model
 
 SIZE = 32
 CLASSES = ["dark", "disk"]

@@ -1,5 +1,5 @@
-"""Training losses (mlcore/losses.py): the Dirichlet-multinomial NLL against brute force, its weighting of questions
-by their votes, the vote fractions it implies, and the weighted hard-label loss."""
+"""Training losses (mlcore/training/losses.py): the Dirichlet-multinomial NLL against brute force, its weighting of
+questions by their votes, the vote fractions it implies, and the weighted hard-label loss."""
 
 import itertools
 import math
@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from mlcore.losses import dirichlet_multinomial_nll, expected_fractions, hard_label_loss, vote_loss
+from mlcore.training.losses import dirichlet_multinomial_nll, expected_fractions, hard_label_loss, vote_loss
 
 
 def polya_urn_probability(counts: list[int], concentrations: list[float]) -> float:

@@ -1,4 +1,4 @@
-"""Self-supervised SimCLR pretraining and its NT-Xent loss (mlcore/pretrain.py), on tiny synthetic galaxies."""
+"""Self-supervised SimCLR pretraining and its NT-Xent loss (mlcore/training/pretrain.py), on tiny synthetic galaxies."""
 
 import math
 import re
@@ -6,8 +6,8 @@ import re
 import pytest
 import torch
 
-from mlcore.backbone import build_backbone, read_checkpoint
-from mlcore.pretrain import PretrainingCancelled, SSLConfig, nt_xent, pretrain
+from mlcore.features.backbone import build_backbone, read_checkpoint
+from mlcore.training.pretrain import PretrainingCancelled, SSLConfig, nt_xent, pretrain
 
 SIZE = 32
 # One thread: the module fixture runs before conftest's per-test fixture sets it, and tiny models are fastest so.

@@ -1,9 +1,9 @@
-"""Inter-rater agreement (mlcore/agreement.py)."""
+"""Inter-rater agreement (mlcore/votes/agreement.py)."""
 
 import numpy as np
 import pytest
 
-from mlcore.agreement import agreement_rate, category_counts, cohen_kappa, fleiss_kappa, pairwise_items
+from mlcore.votes.agreement import agreement_rate, category_counts, cohen_kappa, fleiss_kappa, pairwise_items
 
 # Fleiss (1971) as worked on Wikipedia ("Fleiss' kappa"): 10 items, 14 raters each, 5 categories.
 WIKIPEDIA_COUNTS = np.array([

@@ -3,10 +3,10 @@ from pathlib import Path
 
 import pytest
 
-from mlcore.simulate import simulate_walks
-from mlcore.votes import count_votes, parse_tree, validate_walk
+from mlcore.votes.simulated import simulate_walks
+from mlcore.votes.tree import count_votes, parse_tree, validate_walk
 
-TREES = Path(__file__).resolve().parents[2] / "labeling" / "trees"
+TREES = Path(__file__).resolve().parents[3] / "labeling" / "trees"
 GZ2 = parse_tree(json.loads((TREES / "gz2.json").read_text()))
 TRUTH = {"t01_smooth_or_features": "a01_smooth", "t07_rounded": "a18_cigar_shaped", "t06_odd": "a15_no"}
 

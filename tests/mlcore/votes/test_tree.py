@@ -1,4 +1,5 @@
-"""Decision-tree vote arithmetic (mlcore/votes.py): trees, walks, counts, fractions, Kaggle conversion, consensus."""
+"""Decision-tree vote arithmetic (mlcore/votes/tree.py): trees, walks, counts, fractions, Kaggle conversion,
+consensus."""
 
 import copy
 import json
@@ -8,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mlcore.votes import (
+from mlcore.votes.tree import (
     MULTIPLE,
     conditional_from_cumulative,
     consensus,
@@ -19,7 +20,7 @@ from mlcore.votes import (
     validate_walk,
 )
 
-TREES = Path(__file__).resolve().parents[2] / "labeling" / "trees"
+TREES = Path(__file__).resolve().parents[3] / "labeling" / "trees"
 
 # shape -> (smooth: roundness | disk: odd features, checkboxes) -> end
 TINY = {

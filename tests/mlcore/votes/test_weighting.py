@@ -1,4 +1,4 @@
-"""Volunteer consistency weighting of Galaxy Zoo 2 (mlcore/volunteer_weights.py): kappas, weights, iteration and
+"""Volunteer consistency weighting of Galaxy Zoo 2 (mlcore/votes/weighting.py): kappas, weights, iteration and
 weighted votes of one galaxy."""
 
 import math
@@ -6,11 +6,11 @@ import math
 import numpy as np
 import pytest
 
-from mlcore.volunteer_weights import volunteer_weights, weighted_galaxy_votes
-from mlcore.votes import count_votes, parse_tree, reach
-from tests.mlcore.test_votes import TINY
+from mlcore.votes.tree import count_votes, parse_tree, reach
+from mlcore.votes.weighting import volunteer_weights, weighted_galaxy_votes
+from tests.mlcore.votes.test_tree import TINY
 
-# shape -> (smooth: roundness | disk: odd features, checkboxes | star: end) -> end: the tree of test_votes.py
+# shape -> (smooth: roundness | disk: odd features, checkboxes | star: end) -> end: the tree of test_tree.py
 SPEC = parse_tree(TINY)
 
 
