@@ -4,7 +4,7 @@ doubled or miscounted.
 A throw-away database, `bench_classify_<pid>`, is created on the server (by default postgres@127.0.0.1:5432),
 migrated and filled with one dataset of --galaxies galaxies, each with a small generated PNG, and a ClassifyPolicy
 under the shipped GZ DECaLS tree (retire after --retire-after classifications, no early retirement,
-useful_share 0.5); labeling.services.classify.subjects_ensure makes the subjects. 5% of the subjects get a
+useful_share 0.5); labeling.services.votes.classify.subjects_ensure makes the subjects. 5% of the subjects get a
 usefulness (as a refit of the probability model would give them), so half the offers go to a few "useful"
 galaxies: volunteers crowd on them, which is where locking and retirement are tested; the rest cover the
 least-classified galaxies. The application runs in a subprocess on 127.0.0.1 and a free port, as
@@ -89,9 +89,9 @@ def fill(*, galaxies: int, retire_after: int, media: Path, seed: int, useful: fl
     from django.core.management import call_command
 
     from labeling.models import ClassifyPolicy, Galaxy, Subject
-    from labeling.services.classify import subjects_ensure
-    from labeling.services.datasets import dataset_get_or_create
-    from labeling.services.trees import tree_get_or_load_shipped
+    from labeling.services.imports.datasets import dataset_get_or_create
+    from labeling.services.votes.classify import subjects_ensure
+    from labeling.services.votes.trees import tree_get_or_load_shipped
 
     started = time.perf_counter()
     call_command("migrate", verbosity=0)

@@ -70,9 +70,9 @@ def fill() -> dict:
     from labelling_fill import copy_rows
 
     from labeling.models import ConsensusLabel, Dataset, ExpertLabel, Galaxy, LabelResolution
-    from labeling.services.datasets import dataset_get_or_create
-    from labeling.services.labels import EXPERTS_GROUP
-    from labeling.services.schemas import schema_get_or_load_shipped
+    from labeling.services.imports.datasets import dataset_get_or_create
+    from labeling.services.labelling.labels import EXPERTS_GROUP
+    from labeling.services.votes.schemas import schema_get_or_load_shipped
 
     call_command("migrate", verbosity=0)
     rng = np.random.default_rng(0)

@@ -167,8 +167,8 @@ def measure(inputs: dict) -> dict:
     from django.core.management import call_command
 
     from labeling.models import Galaxy, VoteSummary
-    from labeling.services.import_galaxies import galaxies_import
-    from labeling.services.import_votes import votes_import
+    from labeling.services.imports.galaxies import galaxies_import
+    from labeling.services.imports.votes import votes_import
 
     call_command("migrate", verbosity=0)
     result = {"baseline_rss_mb": peak_rss_mb(), "catalogue": [], "votes": []}

@@ -45,7 +45,7 @@ def measure(database_url: str) -> dict:
     from django.core.management import call_command
 
     from labeling.models import VoteSummary
-    from labeling.services.import_votes import votes_import
+    from labeling.services.imports.votes import votes_import
 
     call_command("migrate", verbosity=0)
     timings = {}

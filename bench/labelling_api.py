@@ -19,12 +19,13 @@ entries for the expert, and the succeeded fit job that made the model. The datas
 The tables are ANALYZEd after the fill, as autovacuum would soon do.
 
 Each endpoint is measured twice: without neighbours (the feature set has no index), then with them: a real
-feature store of N x 512 float16 clustered vectors and its index built by labeling.services.neighbours.index_build
-(HNSW above 10,000 vectors), so each entry shows its 8 nearest galaxies. 10 warm-up rounds (label, next, first
-load) come first; queries per request are counted on one round before the timed ones and one after. The index
-build is the slow part of a 300k run (HNSW, about 2 minutes on a quiet machine, 6 with the 2 cores shared); it is the
-one the application builds: mlcore.neighbours.index offers no IVF, and its other kind, exact, would time a brute-force
-scan of every vector per neighbour query, which the application never makes at this size.
+feature store of N x 512 float16 clustered vectors and its index built by
+labeling.services.learning.neighbours.index_build (HNSW above 10,000 vectors), so each entry shows its 8 nearest
+galaxies. 10 warm-up rounds (label, next, first load) come first; queries per request are counted on one round before
+the timed ones and one after. The index build is the slow part of a 300k run (HNSW, about 2 minutes on a quiet machine,
+6 with the 2 cores shared); it is the one the application builds: mlcore.neighbours.index offers no IVF, and its other
+kind, exact, would time a brute-force scan of every vector per neighbour query, which the application never makes at
+this size.
 
     .venv/bin/python bench/labelling_api.py [--galaxies 300000] [--requests 300] [--postgres URL]
                                             [--explain] [--profile]

@@ -30,12 +30,12 @@ from labeling.models import (
     QueuePolicy,
     VoteSummary,
 )
-from labeling.services.datasets import dataset_get_or_create
-from labeling.services.features import feature_set_get_or_create
-from labeling.services.labels import EXPERTS_GROUP
-from labeling.services.model_versions import model_version_get_or_create
-from labeling.services.schemas import schema_get_or_load_shipped
-from labeling.services.trees import tree_get_or_load_shipped
+from labeling.services.imports.datasets import dataset_get_or_create
+from labeling.services.labelling.labels import EXPERTS_GROUP
+from labeling.services.learning.features import feature_set_get_or_create
+from labeling.services.learning.model_versions import model_version_get_or_create
+from labeling.services.votes.schemas import schema_get_or_load_shipped
+from labeling.services.votes.trees import tree_get_or_load_shipped
 
 IMPORTED_LABELS = 100_000
 TODAY_LABELS = 3_000
@@ -177,7 +177,7 @@ def fill(n: int, *, seed: int = 0) -> Filled:
 
 
 class _Progress:
-    """What labeling.services.neighbours.index_build reports to, without a Job row."""
+    """What labeling.services.learning.neighbours.index_build reports to, without a Job row."""
 
     def progress(self, done: int, total: int, message: str = "") -> None:
         say(message)
@@ -189,7 +189,7 @@ def write_store_and_index(feature_set: FeatureSet) -> dict:
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from synthetic import clustered_vectors
 
-    from labeling.services.neighbours import index_build
+    from labeling.services.learning.neighbours import index_build
     from mlcore.features.store import FeatureStore
 
     mark = time.perf_counter()

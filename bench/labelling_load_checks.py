@@ -1,7 +1,7 @@
 """The label checks of bench/labelling_load.py, apart from the load so that a test can feed them a doctored record.
 
-What each expert sent and was answered is replayed with the rules of labeling.services.labels and .labelling (a new
-class supersedes the label in force and keeps it as history; the same class again stores nothing; an undo deletes
+What each expert sent and was answered is replayed with the rules of labeling.services.labelling.labels and .actions
+(a new class supersedes the label in force and keeps it as history; the same class again stores nothing; an undo deletes
 the expert's latest label and makes the one it replaced current again), giving, per (expert, galaxy), the labels
 the database must hold, oldest first. The rows it does hold are then compared with that, id by id.
 """

@@ -26,7 +26,7 @@ class DatasetAdmin(admin.ModelAdmin):
     @admin.action(description="Start a retrain cycle (defaults: ResNet-18 from random, 96 px, 5 epochs)")
     def start_retrain_cycle(self, request, queryset):
         from labeling.admin_actions import _for_each_dataset
-        from labeling.services.retrain import retrain_start
+        from labeling.services.learning.retrain import retrain_start
 
         # JobConflict, TrainingDataError and bad settings are ValueErrors: each becomes an admin message.
         _for_each_dataset(self, request, queryset, lambda dataset: retrain_start(
@@ -158,7 +158,7 @@ class ModelVersionAdmin(admin.ModelAdmin):
         from django.urls import reverse
 
         from labeling.admin_actions import _started
-        from labeling.services.activation import version_activate
+        from labeling.services.learning.activation import version_activate
 
         versions = list(queryset.select_related("trained_on"))
         if len(versions) != 1:
@@ -277,7 +277,7 @@ class ClassifyPolicyAdmin(admin.ModelAdmin):
     list_display = ["dataset", "tree", "retire_after", "early_rule", "useful_share", "weight_volunteers"]
 
     def save_model(self, request, obj, form, change):
-        from labeling.services.classify import subjects_ensure
+        from labeling.services.votes.classify import subjects_ensure
 
         obj.updated_by = request.user
         super().save_model(request, obj, form, change)

@@ -5,9 +5,9 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 from labeling.models import FeatureSet
-from labeling.services.jobs import job_cancel, job_rerun
-from labeling.services.ml_jobs import clustering_start, embedding_start, extraction_start, index_start
-from labeling.services.model_versions import model_version_get_or_create
+from labeling.services.jobs.lifecycle import job_cancel, job_rerun
+from labeling.services.learning.jobs import clustering_start, embedding_start, extraction_start, index_start
+from labeling.services.learning.model_versions import model_version_get_or_create
 
 
 def _started(modeladmin, request, jobs: list, problems: list[str]) -> None:
@@ -97,7 +97,7 @@ def _labelling_schemas(dataset):
 
 
 def _per_schema(modeladmin, request, queryset, start) -> None:
-    from labeling.services.jobs import JobConflict
+    from labeling.services.jobs.lifecycle import JobConflict
 
     jobs, problems = [], []
     for dataset in queryset:
@@ -114,7 +114,7 @@ def _per_schema(modeladmin, request, queryset, start) -> None:
 
 @admin.action(description="Rebuild every expert's labelling queue (the dataset's queue policy)")
 def rebuild_queues(modeladmin, request, queryset):
-    from labeling.services.queue import queue_build_start
+    from labeling.services.labelling.queue import queue_build_start
 
     _per_schema(modeladmin, request, queryset, lambda dataset, schema: queue_build_start(
         dataset=dataset, schema=schema, user=request.user))
@@ -122,7 +122,7 @@ def rebuild_queues(modeladmin, request, queryset):
 
 @admin.action(description="Refit the probability model on the current features, then rebuild the queues")
 def refit_probability_model(modeladmin, request, queryset):
-    from labeling.services.classifier import classifier_fit_start
+    from labeling.services.learning.classifier import classifier_fit_start
 
     _per_schema(modeladmin, request, queryset, lambda dataset, schema: classifier_fit_start(
         dataset=dataset, schema=schema, user=request.user))

@@ -1,6 +1,6 @@
 """Values every page template reads."""
 
-from labeling.services.labels import user_is_expert
+from labeling.services.labelling.labels import user_is_expert
 
 
 def roles(request) -> dict:

@@ -90,7 +90,8 @@ class TrainableVersionField(forms.ModelChoiceField):
 
 
 class RetrainForm(forms.Form):
-    """A retrain cycle (labeling.services.retrain.retrain_start); the service checks the data and the ranges again."""
+    """A retrain cycle (labeling.services.learning.retrain.retrain_start); the service checks the data and the
+    ranges again."""
 
     dataset = forms.ModelChoiceField(_datasets_with_images(), help_text="Only datasets with images.")
     schema = forms.ModelChoiceField(LabelSchema.objects.order_by("name"), required=False,

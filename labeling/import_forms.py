@@ -1,8 +1,8 @@
-"""Forms of the Jobs page that import catalogues from files on the server (labeling/services/import_jobs.py)."""
+"""Forms of the Jobs page that import catalogues from files on the server (labeling/services/imports/jobs.py)."""
 
 from django import forms
 
-from labeling.services.import_jobs import (
+from labeling.services.imports.jobs import (
     ImportArgumentError,
     import_dataset_name,
     import_root,
@@ -39,7 +39,7 @@ class ImportForm(forms.Form):
     def clean_path(self):
         return self._source(self.cleaned_data["path"], "path")
 
-    # The service's own checks (labeling/services/import_jobs.py), shown on their field before anything is queued.
+    # The service's own checks (labeling/services/imports/jobs.py), shown on their field before anything is queued.
     def clean_dataset(self):
         try:
             return import_dataset_name(self.cleaned_data["dataset"])

@@ -4,8 +4,8 @@ Each task takes plain ids (a task's arguments are pickled into the broker, and a
 to it), loads the rows, calls one service and returns a small JSON-friendly summary that django-q2 stores as the
 task's result. The logic lives in the services, so a task is only an interface.
 
-The machine-learning tasks take the id of a Job (labeling/services/jobs.py, started through
-labeling/services/ml_jobs.py) whose arguments say what to do; job_run records progress and how it ended on the
+The machine-learning tasks take the id of a Job (labeling/services/jobs/lifecycle.py, started through
+labeling/services/learning/jobs.py) whose arguments say what to do; job_run records progress and how it ended on the
 Job. Commands call the same functions in their own process, with ``echo`` drawing a progress bar.
 
 Enqueue through the ``enqueue_*`` helpers: they wait for the current transaction to commit, so a worker never looks
@@ -19,25 +19,25 @@ from django.db import transaction
 from django_q.tasks import async_task
 
 from labeling.models import ConsensusRule, Dataset, DecisionTree, FeatureSet, LabelSchema, ModelVersion
-from labeling.services.activation import chain_continue
-from labeling.services.classifier import classifier_fit
-from labeling.services.classify import subjects_usefulness_refresh
-from labeling.services.clustering import clustering_run, embedding_run
-from labeling.services.consensus import consensus_compute
-from labeling.services.features import (
+from labeling.services.imports.jobs import import_job_run
+from labeling.services.jobs.chunks import chunk_run, chunks_fan_out
+from labeling.services.jobs.lifecycle import JobConflict, job_run
+from labeling.services.labelling.queue import queue_build, queue_build_start
+from labeling.services.learning.activation import chain_continue
+from labeling.services.learning.classifier import classifier_fit
+from labeling.services.learning.clustering import clustering_run, embedding_run
+from labeling.services.learning.features import (
     extraction_todo,
     feature_set_get_or_create,
     features_count_refresh,
     features_extract,
 )
-from labeling.services.import_jobs import import_job_run
-from labeling.services.job_chunks import chunk_run, chunks_fan_out
-from labeling.services.jobs import JobConflict, job_run
-from labeling.services.neighbours import index_build
-from labeling.services.pretrain import pretrain_run
-from labeling.services.queue import queue_build, queue_build_start
-from labeling.services.retrain import retrain_run
-from labeling.services.votes import votes_aggregate
+from labeling.services.learning.neighbours import index_build
+from labeling.services.learning.pretrain import pretrain_run
+from labeling.services.learning.retrain import retrain_run
+from labeling.services.votes.aggregation import votes_aggregate
+from labeling.services.votes.classify import subjects_usefulness_refresh
+from labeling.services.votes.consensus import consensus_compute
 
 
 def aggregate_votes(tree_id: int, galaxy_ids: list[int] | None = None) -> dict:
@@ -218,20 +218,22 @@ def build_queue(job_id: int, echo=None) -> dict:
 
 
 def retrain(job_id: int, echo=None) -> dict:
-    """One retrain cycle of a retrain Job (labeling/services/retrain.py): {"model_version", "accuracy", ...}."""
+    """One retrain cycle of a retrain Job (labeling/services/learning/retrain.py):
+    {"model_version", "accuracy", ...}."""
     return job_run(job_id, lambda job, reporter: retrain_run(job=job, reporter=reporter), echo=echo)
 
 
 def pretrain(job_id: int, echo=None) -> dict:
-    """Self-supervised pretraining of a pretrain Job (labeling/services/pretrain.py): {"model_version", "loss"}."""
+    """Self-supervised pretraining of a pretrain Job (labeling/services/learning/pretrain.py):
+    {"model_version", "loss"}."""
     return job_run(job_id, lambda job, reporter: pretrain_run(job=job, reporter=reporter), echo=echo)
 
 
 def import_galaxies(job_id: int, echo=None) -> dict:
-    """An import_galaxies Job started on the Jobs page (labeling/services/import_jobs.py): the import's counts."""
+    """An import_galaxies Job started on the Jobs page (labeling/services/imports/jobs.py): the import's counts."""
     return job_run(job_id, import_job_run, echo=echo)
 
 
 def import_votes(job_id: int, echo=None) -> dict:
-    """An import_votes Job started on the Jobs page (labeling/services/import_jobs.py): the import's counts."""
+    """An import_votes Job started on the Jobs page (labeling/services/imports/jobs.py): the import's counts."""
     return job_run(job_id, import_job_run, echo=echo)

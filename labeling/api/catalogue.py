@@ -12,7 +12,7 @@ from labeling.api.filters import GalaxyFilter
 from labeling.models import FeatureSet, Galaxy
 from labeling.selectors.catalogue import dataset_list
 from labeling.selectors.similarity import feature_set_for, galaxy_neighbours
-from labeling.services.exports import FORMATS, VOTE_LAYOUTS, WHAT, export_lines, export_rows
+from labeling.services.exports.streams import FORMATS, VOTE_LAYOUTS, WHAT, export_lines, export_rows
 
 MAX_NEIGHBOURS = 100
 

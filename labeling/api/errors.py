@@ -8,7 +8,7 @@ from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 from rest_framework.views import set_rollback
 
-from labeling.services.jobs import JobConflict
+from labeling.services.jobs.lifecycle import JobConflict
 
 
 def as_drf_error(error: DjangoValidationError) -> ValidationError:

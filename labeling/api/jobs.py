@@ -9,12 +9,12 @@ from rest_framework.response import Response
 
 from labeling.api.permissions import CanRead, IsAdmin
 from labeling.models import Clustering, Dataset, FeatureSet, Job, LabelSchema, ModelVersion
-from labeling.services.classifier import current_feature_set
-from labeling.services.import_jobs import IMPORT_FORMATS, ImportArgumentError, import_job_start
-from labeling.services.jobs import JobConflict, job_cancel
-from labeling.services.ml_jobs import clustering_start, extraction_start, index_start
-from labeling.services.queue import queue_build_start
-from labeling.services.retrain import retrain_start
+from labeling.services.imports.jobs import IMPORT_FORMATS, ImportArgumentError, import_job_start
+from labeling.services.jobs.lifecycle import JobConflict, job_cancel
+from labeling.services.labelling.queue import queue_build_start
+from labeling.services.learning.classifier import current_feature_set
+from labeling.services.learning.jobs import clustering_start, extraction_start, index_start
+from labeling.services.learning.retrain import retrain_start
 
 STARTABLE = [Job.Kind.EXTRACT_FEATURES, Job.Kind.BUILD_INDEX, Job.Kind.CLUSTER, Job.Kind.RETRAIN,
              Job.Kind.BUILD_QUEUE]

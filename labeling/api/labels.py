@@ -12,8 +12,8 @@ from labeling.api.permissions import OwnLabelOrAdmin
 from labeling.api.serializers import LabelSerializer
 from labeling.models import ConsensusLabel, ExpertLabel, LabelClass, LabelSchema
 from labeling.selectors.labels import label_history
-from labeling.services import labelling
-from labeling.services.labels import LabelNotCurrent, expert_label_withdraw
+from labeling.services.labelling import actions
+from labeling.services.labelling.labels import LabelNotCurrent, expert_label_withdraw
 
 
 class LabelClassSerializer(serializers.ModelSerializer):
@@ -92,8 +92,8 @@ class ExpertLabelViewSet(mixins.CreateModelMixin, mixins.UpdateModelMixin, mixin
         given = LabelSerializer(data=request.data)
         given.is_valid(raise_exception=True)
         data = given.validated_data
-        label = labelling.label_give(expert=request.user, galaxy=data["galaxy"], schema=data["schema"],
-                                     label_class=data["label_class"], note=data["note"])
+        label = actions.label_give(expert=request.user, galaxy=data["galaxy"], schema=data["schema"],
+                                   label_class=data["label_class"], note=data["note"])
         return self._shown(label, status.HTTP_201_CREATED)
 
     @extend_schema(request=LabelChangeSerializer, responses={200: ExpertLabelSerializer})
@@ -112,8 +112,8 @@ class ExpertLabelViewSet(mixins.CreateModelMixin, mixins.UpdateModelMixin, mixin
                                                                f"{label.schema.name!r}"]})
         note = change.validated_data.get("note", label.note)
         try:  # checked again under the galaxy's lock: a change or withdrawal at the same instant may win
-            new = labelling.label_give(expert=request.user, galaxy=label.galaxy, schema=label.schema,
-                                       label_class=label_class, note=note, replaces=label)
+            new = actions.label_give(expert=request.user, galaxy=label.galaxy, schema=label.schema,
+                                     label_class=label_class, note=note, replaces=label)
         except LabelNotCurrent as error:
             return Response({"detail": str(error)}, status=status.HTTP_409_CONFLICT)
         return self._shown(new, status.HTTP_200_OK)

@@ -4,7 +4,7 @@ everything and write their own labels; admins (staff) may do everything. Every v
 
 from rest_framework.permissions import SAFE_METHODS, BasePermission
 
-from labeling.services.labels import user_is_expert
+from labeling.services.labelling.labels import user_is_expert
 
 
 def _is_admin(user) -> bool:

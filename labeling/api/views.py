@@ -16,7 +16,7 @@ from labeling.api.permissions import IsExpert
 from labeling.api.serializers import BulkLabelSerializer, LabelSerializer, NextSerializer, QueueSerializer
 from labeling.models import QueueEntry
 from labeling.selectors.queue import entries_json, labelled_today
-from labeling.services import labelling
+from labeling.services.labelling import actions
 
 
 def _checked(serializer_class, data):
@@ -35,8 +35,8 @@ class QueueNextView(ExpertView):
     @extend_schema(parameters=[NextSerializer], responses=OpenApiTypes.OBJECT)
     def get(self, request):
         data = _checked(NextSerializer, request.query_params)
-        return Response(labelling.queue_next(expert=request.user, dataset=data["dataset"], schema=data["schema"],
-                                             count=data["count"], exclude=data["exclude"]))
+        return Response(actions.queue_next(expert=request.user, dataset=data["dataset"], schema=data["schema"],
+                                           count=data["count"], exclude=data["exclude"]))
 
 
 class LabelCreateView(ExpertView):
@@ -46,8 +46,8 @@ class LabelCreateView(ExpertView):
     def post(self, request):
         data = _checked(LabelSerializer, request.data)
         try:
-            label = labelling.label_give(expert=request.user, galaxy=data["galaxy"], schema=data["schema"],
-                                         label_class=data["label_class"], note=data["note"])
+            label = actions.label_give(expert=request.user, galaxy=data["galaxy"], schema=data["schema"],
+                                       label_class=data["label_class"], note=data["note"])
         except DjangoValidationError as error:
             raise as_drf_error(error) from error
         return Response({"id": label.pk, "galaxy": label.galaxy_id, "label_class": label.label_class.key,
@@ -60,7 +60,7 @@ class LabelUndoView(ExpertView):
     @extend_schema(request=QueueSerializer, responses=OpenApiTypes.OBJECT)
     def post(self, request):
         data = _checked(QueueSerializer, request.data)
-        undone = labelling.label_undo(expert=request.user, dataset=data["dataset"], schema=data["schema"])
+        undone = actions.label_undo(expert=request.user, dataset=data["dataset"], schema=data["schema"])
         if undone is None:
             return Response({"detail": "nothing to undo"}, status=status.HTTP_404_NOT_FOUND)
         label, entry = undone
@@ -78,7 +78,7 @@ class QueueSkipView(ExpertView):
     def post(self, request, entry_id: int):
         entry = get_object_or_404(QueueEntry, pk=entry_id)
         try:
-            labelling.entry_skip(expert=request.user, entry=entry)
+            actions.entry_skip(expert=request.user, entry=entry)
         except PermissionDenied as error:
             raise Forbidden(str(error)) from error
         return Response({"skipped": entry.pk})
@@ -91,9 +91,9 @@ class BulkLabelView(ExpertView):
     def post(self, request):
         data = _checked(BulkLabelSerializer, request.data)
         try:
-            result = labelling.labels_bulk(expert=request.user, schema=data["schema"],
-                                           label_class=data["label_class"], galaxy_ids=data["galaxies"],
-                                           note=data["note"])
+            result = actions.labels_bulk(expert=request.user, schema=data["schema"],
+                                         label_class=data["label_class"], galaxy_ids=data["galaxies"],
+                                         note=data["note"])
         except DjangoValidationError as error:
             raise as_drf_error(error) from error
         return Response(result, status=status.HTTP_201_CREATED)

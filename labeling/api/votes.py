@@ -7,8 +7,8 @@ from rest_framework.response import Response
 from labeling.api.filters import VoteSummaryFilter
 from labeling.api.permissions import CanClassify
 from labeling.models import DecisionTree, Galaxy, VolunteerClassification, VoteSummary
-from labeling.services.classify import classify_submit, policy_for
-from labeling.services.votes import classification_create
+from labeling.services.votes.aggregation import classification_create
+from labeling.services.votes.classify import classify_submit, policy_for
 
 
 class TreeSummarySerializer(serializers.ModelSerializer):

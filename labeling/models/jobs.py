@@ -1,5 +1,6 @@
 """Background jobs (feature extraction, indexes, clusterings, maps) as a person sees them: what was asked, by whom,
-how far it got, and how it ended. django-q2 runs them; this row is what survives the worker (see services/jobs.py)."""
+how far it got, and how it ended. django-q2 runs them; this row is what survives the worker (see
+services/jobs/lifecycle.py)."""
 
 from django.conf import settings
 from django.db import models
@@ -71,7 +72,7 @@ class JobChunk(models.Model):
     """One share of a job that several workers run in parallel (feature extraction of a large dataset).
 
     The parent job stays running while its chunks run; the chunk that finishes last completes it (see
-    services/job_chunks.py). ``first_key`` and ``last_key`` bound the galaxy ids the chunk covers, inclusive.
+    services/jobs/chunks.py). ``first_key`` and ``last_key`` bound the galaxy ids the chunk covers, inclusive.
     """
 
     job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="chunks")

@@ -6,7 +6,7 @@ from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
 from django.shortcuts import redirect
 
-from labeling.services.labels import user_is_expert
+from labeling.services.labelling.labels import user_is_expert
 
 
 def staff_required(view):

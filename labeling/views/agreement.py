@@ -8,7 +8,7 @@ from django.views.decorators.http import require_POST
 
 from labeling.models import Dataset, Galaxy, LabelClass, LabelSchema
 from labeling.selectors.agreement import agreement_stats, disagreements, schemas_with_expert_labels
-from labeling.services.labelling import label_resolve
+from labeling.services.labelling.actions import label_resolve
 from labeling.views.access import expert_required, staff_required
 
 

@@ -14,7 +14,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from labeling.models import ClassifyPolicy, Galaxy
 from labeling.selectors.classify import classify_choices, volunteer_count
-from labeling.services.classify import classify_next, classify_submit, subjects_ensure
+from labeling.services.votes.classify import classify_next, classify_submit, subjects_ensure
 
 MAX_EXCLUDE = 50
 

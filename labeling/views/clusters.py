@@ -6,7 +6,7 @@ from django.views.decorators.cache import cache_control
 
 from labeling import selectors
 from labeling.models import Dataset, Embedding, LabelSchema
-from labeling.services.labels import user_is_expert
+from labeling.services.labelling.labels import user_is_expert
 from labeling.views.access import expert_required
 
 

@@ -21,12 +21,12 @@ from labeling.forms import (
 )
 from labeling.import_forms import SOURCES_LIST_ID, ImportGalaxiesForm, ImportVotesForm
 from labeling.models import Job
-from labeling.services.classifier import classifier_fit_start
-from labeling.services.import_jobs import IMPORT_FORMATS, import_job_start, import_sources
-from labeling.services.jobs import job_cancel, job_rerun, jobs_mark_abandoned
-from labeling.services.ml_jobs import clustering_start, embedding_start, extraction_start, index_start
-from labeling.services.model_versions import ModelVersionError, model_version_get_or_create
-from labeling.services.queue import queue_build_start
+from labeling.services.imports.jobs import IMPORT_FORMATS, import_job_start, import_sources
+from labeling.services.jobs.lifecycle import job_cancel, job_rerun, jobs_mark_abandoned
+from labeling.services.labelling.queue import queue_build_start
+from labeling.services.learning.classifier import classifier_fit_start
+from labeling.services.learning.jobs import clustering_start, embedding_start, extraction_start, index_start
+from labeling.services.learning.model_versions import ModelVersionError, model_version_get_or_create
 from labeling.views.access import expert_required, staff_required
 
 FORMS = {

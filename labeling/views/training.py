@@ -10,8 +10,8 @@ from django.views.decorators.http import require_POST
 from labeling.forms import PretrainForm, RetrainForm
 from labeling.models import Dataset, ModelVersion
 from labeling.selectors.training import curve_datasets, learning_curve, training_jobs_in_progress, training_versions
-from labeling.services.activation import version_activate
-from labeling.services.retrain import retrain_start
+from labeling.services.learning.activation import version_activate
+from labeling.services.learning.retrain import retrain_start
 from labeling.views.access import expert_required, staff_required
 
 ACTIVATION_STEPS = "extract → index → activate → cluster → queues"
@@ -21,9 +21,9 @@ PRETRAIN = "pretrain"  # the pretraining form's prefix: both forms on the page h
 def _pretrain_service():
     """``pretrain_start`` when this installation has self-supervised pretraining, else None."""
     try:
-        from labeling.services.pretrain import pretrain_start
+        from labeling.services.learning.pretrain import pretrain_start
     except ModuleNotFoundError as exc:
-        if exc.name != "labeling.services.pretrain":
+        if exc.name != "labeling.services.learning.pretrain":
             raise  # the module exists but something it needs is missing: say so, do not hide the form silently
         return None
     return pretrain_start

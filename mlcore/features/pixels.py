@@ -1,6 +1,6 @@
 """Decoded images to 8-bit RGB, without torch: the model's input (mlcore/features/images.py) and the web thumbnails
-(labeling/services/images.py) convert alike, so people see what the model sees, and making a thumbnail does not load
-torch."""
+(labeling/services/imports/images.py) convert alike, so people see what the model sees, and making a thumbnail does not
+load torch."""
 
 import numpy as np
 from PIL import Image

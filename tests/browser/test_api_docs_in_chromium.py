@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from labeling.services.datasets import dataset_get_or_create
+from labeling.services.imports.datasets import dataset_get_or_create
 from tests.browser.test_ml_pages_in_chromium import log_in_as_admin
 
 pytestmark = pytest.mark.browser

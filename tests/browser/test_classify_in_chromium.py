@@ -9,7 +9,7 @@ import pytest
 from playwright.sync_api import expect
 
 from labeling.models import ClassifyPolicy, Subject, VolunteerClassification, VoteSummary
-from labeling.services.trees import tree_get_or_load_shipped
+from labeling.services.votes.trees import tree_get_or_load_shipped
 from tests.conftest import REPO_ROOT
 from tests.labeling.ml_helpers import galaxy10_subset
 
@@ -222,7 +222,7 @@ CHECKBOX_TREE = {
 
 
 def test_a_checkbox_question_takes_several_answers_and_next(page, policy):
-    from labeling.services.trees import tree_load
+    from labeling.services.votes.trees import tree_load
 
     policy.tree = tree_load(definition=CHECKBOX_TREE)
     policy.save()

@@ -7,7 +7,7 @@ import re
 import pytest
 
 from labeling.models import ExpertLabel, LabelSchema
-from labeling.services.queue import queue_build
+from labeling.services.labelling.queue import queue_build
 from tests.labeling.ml_helpers import galaxy10_subset
 
 pytestmark = pytest.mark.browser

@@ -4,8 +4,8 @@ the confusion matrix and the gallery of mistakes. Screenshots land in BROWSER_SC
 import pytest
 
 from tests.browser.test_ml_pages_in_chromium import log_in_as_admin
+from tests.labeling.learning.test_training_pages import metrics, version
 from tests.labeling.ml_helpers import galaxy10_subset
-from tests.labeling.test_training_pages import metrics, version
 
 pytestmark = pytest.mark.browser
 

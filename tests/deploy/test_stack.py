@@ -46,7 +46,7 @@ print(json.dumps({
 }, default=str))
 """
 CREATE_VERSION = """
-from labeling.services.model_versions import model_version_get_or_create
+from labeling.services.learning.model_versions import model_version_get_or_create
 print(model_version_get_or_create(backbone="resnet18", weights="random", image_size=64, seed=0).pk)
 """
 

@@ -5,11 +5,11 @@ galaxies and the consensus labels they give under broad-morphology."""
 from dataclasses import dataclass
 
 from labeling.models import Classifier, Clustering, Dataset, DecisionTree, FeatureSet, LabelSchema
-from labeling.services.classifier import classifier_fit
-from labeling.services.consensus import consensus_compute
-from labeling.services.schemas import schema_get_or_load_shipped
-from labeling.services.trees import tree_get_or_load_shipped
-from labeling.services.votes import classification_create
+from labeling.services.learning.classifier import classifier_fit
+from labeling.services.votes.aggregation import classification_create
+from labeling.services.votes.consensus import consensus_compute
+from labeling.services.votes.schemas import schema_get_or_load_shipped
+from labeling.services.votes.trees import tree_get_or_load_shipped
 from tests.labeling.ml_helpers import clustered
 from tests.labeling.queue_helpers import partly_labelled, with_features
 

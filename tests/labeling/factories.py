@@ -1,7 +1,7 @@
 """Small builders for test data, going through the same services the application uses."""
 
 from labeling.models import Galaxy
-from labeling.services.datasets import dataset_get_or_create
+from labeling.services.imports.datasets import dataset_get_or_create
 
 
 def make_galaxies(n: int, *, dataset_name: str = "test set", prefix: str = "g") -> list[Galaxy]:

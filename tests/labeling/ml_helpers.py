@@ -6,9 +6,9 @@ from pathlib import Path
 
 from labeling import tasks
 from labeling.models import Dataset, FeatureSet, Job, ModelVersion
-from labeling.services.import_galaxies import galaxies_import
-from labeling.services.ml_jobs import clustering_start, embedding_start, extraction_start, index_start
-from labeling.services.model_versions import model_version_get_or_create
+from labeling.services.imports.galaxies import galaxies_import
+from labeling.services.learning.jobs import clustering_start, embedding_start, extraction_start, index_start
+from labeling.services.learning.model_versions import model_version_get_or_create
 from tests.labeling.import_helpers import read_csv, write_csv
 
 DEMO_GALAXY10 = Path(__file__).resolve().parents[2] / "labeling" / "demo_data" / "galaxy10"

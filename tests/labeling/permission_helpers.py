@@ -11,8 +11,8 @@ from django.middleware.csrf import get_token
 from django.test import Client
 
 from labeling.models import ExpertLabel, Job, QueueEntry
-from labeling.services.labels import expert_label_set
-from labeling.services.queue import queue_build, queue_build_start
+from labeling.services.labelling.labels import expert_label_set
+from labeling.services.labelling.queue import queue_build, queue_build_start
 from tests.labeling.api_helpers import World
 from tests.labeling.queue_helpers import policy
 

@@ -8,10 +8,10 @@ from django.urls import reverse
 from PIL import Image
 
 from labeling.models import ConsensusLabel, Galaxy, VoteSummary
-from labeling.services.datasets import dataset_get_or_create
-from labeling.services.labels import expert_label_set
-from labeling.services.schemas import schema_get_or_load_shipped
-from labeling.services.trees import tree_get_or_load_shipped
+from labeling.services.imports.datasets import dataset_get_or_create
+from labeling.services.labelling.labels import expert_label_set
+from labeling.services.votes.schemas import schema_get_or_load_shipped
+from labeling.services.votes.trees import tree_get_or_load_shipped
 
 pytestmark = pytest.mark.django_db
 

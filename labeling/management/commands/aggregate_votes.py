@@ -3,7 +3,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from labeling.models import DecisionTree
-from labeling.services.votes import votes_aggregate
+from labeling.services.votes.aggregation import votes_aggregate
 
 
 class Command(BaseCommand):

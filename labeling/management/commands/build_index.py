@@ -5,7 +5,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from labeling import tasks
 from labeling.management.jobs import dataset_named, feature_set_of, run_here
-from labeling.services.ml_jobs import index_start
+from labeling.services.learning.jobs import index_start
 
 
 class Command(BaseCommand):

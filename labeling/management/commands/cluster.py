@@ -6,7 +6,7 @@ from django.core.management.base import BaseCommand, CommandError
 from labeling import tasks
 from labeling.management.jobs import dataset_named, feature_set_of, run_here
 from labeling.models import Clustering
-from labeling.services.ml_jobs import clustering_start
+from labeling.services.learning.jobs import clustering_start
 
 
 class Command(BaseCommand):

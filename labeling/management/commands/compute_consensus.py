@@ -3,7 +3,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from labeling.models import ConsensusRule, Dataset
-from labeling.services.consensus import consensus_compute
+from labeling.services.votes.consensus import consensus_compute
 
 
 class Command(BaseCommand):

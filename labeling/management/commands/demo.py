@@ -3,7 +3,7 @@
 from django.core.management.base import BaseCommand
 from tqdm import tqdm
 
-from labeling.services.demo import demo_load
+from labeling.services.demo.load import demo_load
 
 
 class Command(BaseCommand):

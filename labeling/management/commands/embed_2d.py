@@ -6,7 +6,7 @@ from django.core.management.base import BaseCommand, CommandError
 from labeling import tasks
 from labeling.management.jobs import dataset_named, feature_set_of, run_here
 from labeling.models import Embedding, LabelSchema
-from labeling.services.ml_jobs import embedding_start
+from labeling.services.learning.jobs import embedding_start
 
 
 class Command(BaseCommand):

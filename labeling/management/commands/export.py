@@ -13,7 +13,7 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 
 from labeling.management.jobs import dataset_named
-from labeling.services.exports import FORMATS, VOTE_LAYOUTS, WHAT, export_lines, export_rows
+from labeling.services.exports.streams import FORMATS, VOTE_LAYOUTS, WHAT, export_lines, export_rows
 
 
 class Command(BaseCommand):

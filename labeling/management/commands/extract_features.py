@@ -10,8 +10,8 @@ from django.core.management.base import BaseCommand, CommandError
 from labeling import tasks
 from labeling.management.jobs import dataset_named, run_here
 from labeling.models import FeatureSet, ModelVersion
-from labeling.services.ml_jobs import extraction_start
-from labeling.services.model_versions import ModelVersionError, model_version_get_or_create
+from labeling.services.learning.jobs import extraction_start
+from labeling.services.learning.model_versions import ModelVersionError, model_version_get_or_create
 
 
 class Command(BaseCommand):

@@ -6,8 +6,8 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 
 from labeling.management.progress import PhaseBars
-from labeling.services.import_galaxies import FORMATS, galaxies_import
-from labeling.services.importing import ImportFailed
+from labeling.services.imports.galaxies import FORMATS, galaxies_import
+from labeling.services.imports.reports import ImportFailed
 
 
 class Command(BaseCommand):

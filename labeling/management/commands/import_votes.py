@@ -6,8 +6,8 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 
 from labeling.management.progress import PhaseBars
-from labeling.services.import_votes import FORMATS, votes_import
-from labeling.services.importing import ImportFailed
+from labeling.services.imports.reports import ImportFailed
+from labeling.services.imports.votes import FORMATS, votes_import
 
 
 class Command(BaseCommand):

@@ -4,7 +4,7 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from labeling.services.schemas import SHIPPED_SCHEMAS_DIR, SchemaDefinitionError, read_schema_file, schema_load
+from labeling.services.votes.schemas import SHIPPED_SCHEMAS_DIR, SchemaDefinitionError, read_schema_file, schema_load
 
 
 class Command(BaseCommand):

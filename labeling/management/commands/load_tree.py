@@ -4,7 +4,7 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from labeling.services.trees import SHIPPED_TREES_DIR, TreeDefinitionError, read_tree_file, tree_load
+from labeling.services.votes.trees import SHIPPED_TREES_DIR, TreeDefinitionError, read_tree_file, tree_load
 
 
 class Command(BaseCommand):

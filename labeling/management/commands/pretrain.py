@@ -6,8 +6,8 @@ from django.core.management.base import BaseCommand, CommandError
 from labeling import tasks
 from labeling.management.jobs import dataset_named, run_here
 from labeling.models import ModelVersion
-from labeling.services.jobs import JobConflict
-from labeling.services.pretrain import pretrain_start
+from labeling.services.jobs.lifecycle import JobConflict
+from labeling.services.learning.pretrain import pretrain_start
 
 
 class Command(BaseCommand):

@@ -7,10 +7,10 @@ from django.core.management.base import BaseCommand, CommandError
 from labeling import tasks
 from labeling.management.jobs import dataset_named, run_here
 from labeling.models import LabelSchema, ModelVersion
-from labeling.services.jobs import JobConflict
-from labeling.services.model_versions import ModelVersionError, model_version_get_or_create
-from labeling.services.retrain import retrain_start
-from labeling.services.training_data import TrainingDataError
+from labeling.services.jobs.lifecycle import JobConflict
+from labeling.services.learning.model_versions import ModelVersionError, model_version_get_or_create
+from labeling.services.learning.retrain import retrain_start
+from labeling.services.learning.training_data import TrainingDataError
 
 
 def base_version(weights: str) -> ModelVersion | None:

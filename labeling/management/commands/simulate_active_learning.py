@@ -6,7 +6,7 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 
 from labeling.management.jobs import dataset_named, feature_set_of
-from labeling.services.simulation import OracleError, simulation_run
+from labeling.services.learning.simulation import OracleError, simulation_run
 
 
 class Command(BaseCommand):

@@ -5,7 +5,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from labeling.management.jobs import dataset_named
 from labeling.models import ClassifyPolicy, DecisionTree
-from labeling.services.volunteer_weighting import volunteers_weight
+from labeling.services.votes.weighting import volunteers_weight
 
 
 class Command(BaseCommand):

@@ -27,27 +27,27 @@ from labeling.models import (
     Job,
     VolunteerClassification,
 )
-from labeling.services.classify import subjects_ensure
-from labeling.services.consensus import consensus_compute
-from labeling.services.datasets import dataset_get_or_create
-from labeling.services.demo_truth import (
+from labeling.services.demo.truth import (
     GALAXY10_TO_GZ_DECALS,
     SLOAN_QUESTION_TO_GZ2,
     gz2_truth_for_example,
     gz2_truth_from_class_string,
 )
-from labeling.services.import_galaxies import galaxies_import
-from labeling.services.import_votes import votes_import
-from labeling.services.labels import EXPERTS_GROUP
-from labeling.services.ml_jobs import clustering_start, embedding_start, extraction_start, index_start
-from labeling.services.model_versions import model_version_get_or_create
-from labeling.services.schemas import schema_get_or_load_shipped
-from labeling.services.trees import read_tree_file, shipped_tree_path, tree_load
-from labeling.services.votes import votes_aggregate
+from labeling.services.imports.datasets import dataset_get_or_create
+from labeling.services.imports.galaxies import galaxies_import
+from labeling.services.imports.votes import votes_import
+from labeling.services.labelling.labels import EXPERTS_GROUP
+from labeling.services.learning.jobs import clustering_start, embedding_start, extraction_start, index_start
+from labeling.services.learning.model_versions import model_version_get_or_create
+from labeling.services.votes.aggregation import votes_aggregate
+from labeling.services.votes.classify import subjects_ensure
+from labeling.services.votes.consensus import consensus_compute
+from labeling.services.votes.schemas import schema_get_or_load_shipped
+from labeling.services.votes.trees import read_tree_file, shipped_tree_path, tree_load
 from mlcore.votes.simulated import simulate_walks
 from mlcore.votes.tree import parse_tree
 
-DEMO_DATA = Path(__file__).resolve().parent.parent / "demo_data"
+DEMO_DATA = Path(__file__).resolve().parents[2] / "demo_data"
 SIMULATION_SEED = 20131001  # fixed, so every demo database shows the same simulated votes
 
 GALAXY10 = "Galaxy10 DECaLS samples"
@@ -209,7 +209,7 @@ def _fit_probability_models(dataset: Dataset, feature_set: FeatureSet) -> list[s
     """The labelling page's predictions from the start: one model per schema that labels the dataset."""
     from labeling.models import Classifier
     from labeling.selectors.labels import label_sets
-    from labeling.services.classifier import classifier_fit
+    from labeling.services.learning.classifier import classifier_fit
 
     fitted = []
     for schema in {label_set.schema for label_set in label_sets(dataset=dataset)}:

@@ -4,8 +4,8 @@ dataset. export_rows and export_lines are what the export command and the REST A
 
 Every row names its provenance: who gave an expert label and when (or which file it was imported from), which rule
 a consensus label came from, which admin resolved a disagreement, and which of them made a galaxy's final label
-(labeling/services/export_labels.py); which model version and probability model made a prediction. Votes come in
-the Galaxy Zoo layout they were imported in, ready for import_votes (labeling/services/export_votes.py).
+(labeling/services/exports/labels.py); which model version and probability model made a prediction. Votes come in
+the Galaxy Zoo layout they were imported in, ready for import_votes (labeling/services/exports/votes.py).
 """
 
 import csv
@@ -14,8 +14,8 @@ from collections.abc import Iterable, Iterator
 from operator import itemgetter
 
 from labeling.models import ClusterAssignment, Clustering, Dataset, Prediction
-from labeling.services.export_labels import LABEL_COLUMNS, label_rows
-from labeling.services.export_votes import LAYOUTS, vote_rows
+from labeling.services.exports.labels import LABEL_COLUMNS, label_rows
+from labeling.services.exports.votes import LAYOUTS, vote_rows
 
 WHAT = ("labels", "votes", "clusters", "predictions")
 FORMATS = ("csv", "jsonl")

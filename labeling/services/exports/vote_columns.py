@@ -1,5 +1,5 @@
-"""The columns of each Galaxy Zoo vote layout, named exactly as labeling/services/vote_tables.py reads them, and one
-galaxy's stored vote summaries turned into a row of them. Pure: plain tree definitions and values in, rows out.
+"""The columns of each Galaxy Zoo vote layout, named exactly as labeling/services/imports/vote_tables.py reads them, and
+one galaxy's stored vote summaries turned into a row of them. Pure: plain tree definitions and values in, rows out.
 
 - gz2-table: objid, ra, dec, then per answer tNN_<question>_aNN_<answer>_count and the other published columns
   (_weight, _fraction, _weighted_fraction, _debiased, _flag...).
@@ -12,7 +12,7 @@ galaxy's stored vote summaries turned into a row of them. Pure: plain tree defin
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from labeling.services.vote_tables import ID_COLUMNS
+from labeling.services.imports.vote_tables import ID_COLUMNS
 
 # Published GZ2 tables give each answer's columns in this order; suffixes not named here follow, alphabetically.
 SUFFIX_ORDER = ("weight", "fraction", "weighted_fraction", "debiased", "flag")

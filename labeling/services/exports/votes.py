@@ -1,12 +1,12 @@
 """The "votes" export: a dataset's volunteer vote summaries in the Galaxy Zoo layout they came in, one row per galaxy,
-in a file that import_votes reads back into the same VoteSummary rows (labeling/services/export_vote_columns.py
+in a file that import_votes reads back into the same VoteSummary rows (labeling/services/exports/vote_columns.py
 names the columns).
 
 Which layout: summaries of the gz2 tree without counts came from Kaggle's cumulative probabilities (gz2-kaggle);
 other gz2 summaries, imported or aggregated from classifications made here, are a GZ2 table (gz2-table); gz_decals
 summaries a GZ DECaLS catalogue (gz-decals). A dataset with votes in more than one layout needs the layout named. A
 galaxy with both imported and aggregated summaries in the layout gets the source with more volunteers on the first
-question, as its consensus does (labeling/services/consensus.py).
+question, as its consensus does (labeling/services/votes/consensus.py).
 
 Streamed: galaxies are read in chunks ordered by id, and each chunk's summaries with one query.
 """
@@ -18,9 +18,9 @@ from django.db import connection
 from django.db.models import BooleanField, Exists, ExpressionWrapper, F, OuterRef, Q
 
 from labeling.models import Dataset, DecisionTree, Galaxy, VoteSummary
-from labeling.services.export_vote_columns import Stored, VoteColumns
-from labeling.services.import_votes import FORMATS
-from labeling.services.trees import read_tree_file, shipped_tree_path
+from labeling.services.exports.vote_columns import Stored, VoteColumns
+from labeling.services.imports.votes import FORMATS
+from labeling.services.votes.trees import read_tree_file, shipped_tree_path
 
 # Galaxies per query of their summaries. A GZ2 galaxy has 11, each with three or four JSON objects to decode:
 # exporting the Stripe 82 table, 500 galaxies a chunk add 23 MB to the peak memory, 2,000 add 90 MB, at the same

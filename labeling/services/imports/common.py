@@ -1,4 +1,4 @@
-"""What the per-format readers hand to the writer (labeling/services/import_galaxies.py), and the checks they share:
+"""What the per-format readers hand to the writer (labeling/services/imports/galaxies.py), and the checks they share:
 CSV reading, paths that must stay inside the given folder, coordinates, ids and image bytes met twice.
 
 Readers only read: they return a Plan of checked candidates and a list of problems, and write nothing.
@@ -15,8 +15,8 @@ from django.core.exceptions import SuspiciousFileOperation
 from django.utils.text import get_valid_filename, slugify
 
 from labeling.models import Dataset, Galaxy, LabelClass, LabelSchema
-from labeling.services.importing import ImportFailed
-from labeling.services.schemas import SHIPPED_SCHEMAS_DIR, SchemaDefinitionError, read_schema_file
+from labeling.services.imports.reports import ImportFailed
+from labeling.services.votes.schemas import SHIPPED_SCHEMAS_DIR, SchemaDefinitionError, read_schema_file
 
 EXTERNAL_ID_MAX = Galaxy._meta.get_field("external_id").max_length
 DATASET_NAME_MAX = Dataset._meta.get_field("name").max_length

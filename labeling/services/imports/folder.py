@@ -13,8 +13,7 @@ from pathlib import Path
 from django.conf import settings
 from django.utils.text import slugify
 
-from labeling.services.images import ImageRejected, image_inspect
-from labeling.services.import_common import (
+from labeling.services.imports.common import (
     CLASS_KEY_MAX,
     CLASS_NAME_MAX,
     Candidate,
@@ -31,7 +30,8 @@ from labeling.services.import_common import (
     schema_slug,
     stored_filename,
 )
-from labeling.services.importing import ImportFailed, Progress
+from labeling.services.imports.images import ImageRejected, image_inspect
+from labeling.services.imports.reports import ImportFailed, Progress
 
 SIDECAR_SUFFIXES = {".csv", ".md", ".txt", ".json"}
 KNOWN_COLUMNS = {"file", "id", "label", "class_name", "ra", "dec"}

@@ -16,15 +16,15 @@ from django.core.files.base import ContentFile
 from django.db import IntegrityError, transaction
 
 from labeling.models import Dataset, ExpertLabel, Galaxy, LabelClass, LabelSchema
-from labeling.services.datasets import dataset_get_or_create
-from labeling.services.images import sha256_bytes, thumbnail_jpeg
-from labeling.services.import_common import Candidate, Plan, SchemaPlan, dataset_name_checked, problem
-from labeling.services.import_folder import folder_plan
-from labeling.services.import_galaxy10 import galaxy10_plan
-from labeling.services.import_gz_examples import gz_examples_plan
-from labeling.services.importing import ImportFailed, ImportReport, Progress, imports_take_turns, no_progress
-from labeling.services.labels import expert_label_set
-from labeling.services.schemas import SchemaDefinitionError, schema_ensure_classes, schema_get_or_load_shipped
+from labeling.services.imports.common import Candidate, Plan, SchemaPlan, dataset_name_checked, problem
+from labeling.services.imports.datasets import dataset_get_or_create
+from labeling.services.imports.folder import folder_plan
+from labeling.services.imports.galaxy10 import galaxy10_plan
+from labeling.services.imports.gz_examples import gz_examples_plan
+from labeling.services.imports.images import sha256_bytes, thumbnail_jpeg
+from labeling.services.imports.reports import ImportFailed, ImportReport, Progress, imports_take_turns, no_progress
+from labeling.services.labelling.labels import expert_label_set
+from labeling.services.votes.schemas import SchemaDefinitionError, schema_ensure_classes, schema_get_or_load_shipped
 
 FORMATS: dict[str, Callable[..., Plan]] = {
     "folder": folder_plan,

@@ -15,8 +15,7 @@ import h5py
 import numpy as np
 from django.conf import settings
 
-from labeling.services.images import png_from_array
-from labeling.services.import_common import (
+from labeling.services.imports.common import (
     Candidate,
     Plan,
     SchemaPlan,
@@ -25,7 +24,8 @@ from labeling.services.import_common import (
     schema_fixed_keys,
     schema_slug,
 )
-from labeling.services.importing import ImportFailed, Progress
+from labeling.services.imports.images import png_from_array
+from labeling.services.imports.reports import ImportFailed, Progress
 
 # How much of `images` one read brings into memory; tests lower it to prove the file is read in blocks.
 READ_BYTES = 16 * 2**20

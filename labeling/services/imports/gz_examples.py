@@ -13,8 +13,7 @@ from django.conf import settings
 from django.utils.text import slugify
 
 from labeling.models import LabelSchema
-from labeling.services.images import image_inspect
-from labeling.services.import_common import (
+from labeling.services.imports.common import (
     CLASS_KEY_MAX,
     CLASS_NAME_MAX,
     SCHEMA_NAME_MAX,
@@ -29,7 +28,8 @@ from labeling.services.import_common import (
     problem,
     stored_filename,
 )
-from labeling.services.importing import ImportFailed, Progress
+from labeling.services.imports.images import image_inspect
+from labeling.services.imports.reports import ImportFailed, Progress
 
 REQUIRED = ["file", "tree", "survey", "question_index", "question_title", "question_text", "answer_kind",
             "answer_index", "answer_text", "git_blob"]

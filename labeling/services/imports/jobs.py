@@ -16,13 +16,13 @@ from django.db import DEFAULT_DB_ALIAS, connection, connections
 from django.utils import timezone
 
 from labeling.models import Dataset, Job
-from labeling.services import import_galaxies, import_votes
-from labeling.services.import_common import dataset_name_checked, path_inside
-from labeling.services.importing import ImportFailed, ImportReport
-from labeling.services.jobs import JobCancelled, JobReporter, job_create
+from labeling.services.imports import galaxies, votes
+from labeling.services.imports.common import dataset_name_checked, path_inside
+from labeling.services.imports.reports import ImportFailed, ImportReport
+from labeling.services.jobs.lifecycle import JobCancelled, JobReporter, job_create
 
-IMPORT_FORMATS = {Job.Kind.IMPORT_GALAXIES: sorted(import_galaxies.FORMATS),
-                  Job.Kind.IMPORT_VOTES: list(import_votes.FORMATS)}
+IMPORT_FORMATS = {Job.Kind.IMPORT_GALAXIES: sorted(galaxies.FORMATS),
+                  Job.Kind.IMPORT_VOTES: list(votes.FORMATS)}
 # The files the Jobs page offers: what the importers read, a folder of images, an HDF5 file or a (gzipped) CSV.
 SOURCE_SUFFIXES = (".csv", ".csv.gz", ".h5", ".hdf5")
 SOURCES_LISTED = 500
@@ -114,12 +114,12 @@ def import_job_run(job: Job, reporter: JobReporter) -> dict:
     try:
         if job.kind == Job.Kind.IMPORT_GALAXIES:
             labels = import_source(arguments["labels"], field="labels") if arguments.get("labels") else None
-            report = import_galaxies.galaxies_import(
+            report = galaxies.galaxies_import(
                 dataset_name=arguments["dataset_name"], fmt=arguments["format"], path=path, labels_csv=labels,
                 schema_name=arguments.get("schema") or None, skip_bad=arguments["skip_bad"], progress=progress)
         else:
-            report = import_votes.votes_import(dataset_name=arguments["dataset_name"], fmt=arguments["format"],
-                                               path=path, skip_bad=arguments["skip_bad"], progress=progress)
+            report = votes.votes_import(dataset_name=arguments["dataset_name"], fmt=arguments["format"],
+                                        path=path, skip_bad=arguments["skip_bad"], progress=progress)
     finally:
         progress.close()
     dataset = Dataset.objects.get(name=report.dataset)

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from operator import itemgetter
 
-from labeling.services.import_common import problem
+from labeling.services.imports.common import problem
 
 MISSING = {"", "nan", "null", "none"}
 

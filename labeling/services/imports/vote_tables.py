@@ -1,5 +1,5 @@
 """Read volunteer vote catalogues (GZ2 tables, Kaggle Galaxy Zoo solutions, GZ DECaLS catalogues) into checked
-rows, one per galaxy, each with the vote summaries to store. Reads only; labeling/services/import_votes.py writes.
+rows, one per galaxy, each with the vote summaries to store. Reads only; labeling/services/imports/votes.py writes.
 
 A layout is built from a file's header and the decision tree: it knows which column holds what and reports
 header faults (missing, repeated, unknown columns). It then turns each data row into a VoteRow, or into problem
@@ -14,9 +14,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from labeling.services.import_common import NUL, NUL_MESSAGE, check_external_id, parse_coordinate, problem
-from labeling.services.importing import ImportFailed
-from labeling.services.vote_cells import Bulk, Cells, Group, metadata_value, parse_count
+from labeling.services.imports.common import NUL, NUL_MESSAGE, check_external_id, parse_coordinate, problem
+from labeling.services.imports.reports import ImportFailed
+from labeling.services.imports.vote_cells import Bulk, Cells, Group, metadata_value, parse_count
 from mlcore.votes.tree import MULTIPLE, conditional_from_cumulative, fractions_from_counts, parse_tree
 
 ID_COLUMNS = {

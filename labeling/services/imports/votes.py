@@ -1,7 +1,7 @@
 """Import published volunteer votes (GZ2 tables, Kaggle Galaxy Zoo solutions, GZ DECaLS catalogues) into a dataset.
 
 Two passes over the file, which is streamed (a .csv.gz is read as it is decompressed). The first checks every row
-and writes nothing (labeling/services/vote_tables.py reads the columns). The second, in one transaction, writes
+and writes nothing (labeling/services/imports/vote_tables.py reads the columns). The second, in one transaction, writes
 the galaxies (created without image when the dataset lacks them) and their VoteSummary rows (source "catalogue")
 in batches, comparing with what is stored first, so importing the same file again writes nothing.
 """
@@ -14,11 +14,16 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from labeling.models import Dataset, DecisionTree, Galaxy, Question, VoteSummary
-from labeling.services.datasets import dataset_get_or_create
-from labeling.services.import_common import dataset_name_checked
-from labeling.services.importing import ImportFailed, ImportReport, Progress, imports_take_turns, no_progress
-from labeling.services.trees import TreeDefinitionError, read_tree_file, shipped_tree_path, tree_get_or_load_shipped
-from labeling.services.vote_tables import Layout, VoteRow, read_table
+from labeling.services.imports.common import dataset_name_checked
+from labeling.services.imports.datasets import dataset_get_or_create
+from labeling.services.imports.reports import ImportFailed, ImportReport, Progress, imports_take_turns, no_progress
+from labeling.services.imports.vote_tables import Layout, VoteRow, read_table
+from labeling.services.votes.trees import (
+    TreeDefinitionError,
+    read_tree_file,
+    shipped_tree_path,
+    tree_get_or_load_shipped,
+)
 
 # The decision tree each format's columns are named after.
 FORMATS = {"gz2-table": "gz2", "gz2-kaggle": "gz2", "gz-decals": "gz_decals"}

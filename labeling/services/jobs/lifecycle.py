@@ -37,7 +37,7 @@ class JobCancelled(Exception):
 
 
 class JobHandedOff(Exception):
-    """Raised by a job's work once it has handed the rest to chunks that other workers run (services/job_chunks.py):
+    """Raised by a job's work once it has handed the rest to chunks that other workers run (services/jobs/chunks.py):
     the job stays running, and the chunk that finishes last records how it ended."""
 
     def __init__(self, chunks: int):
@@ -218,7 +218,7 @@ def jobs_mark_abandoned() -> int:
                 status=Job.Status.FAILED, finished_at=timezone.now(), message="abandoned: worker gone", error=reason):
             marked += 1
             _version_failed(job, reason)
-    from labeling.services.job_chunks import chunks_mark_abandoned
+    from labeling.services.jobs.chunks import chunks_mark_abandoned
 
     return marked + chunks_mark_abandoned(host=host, stale_before=stale_before, process_exists=_process_exists)
 

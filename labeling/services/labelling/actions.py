@@ -15,10 +15,10 @@ from labeling.models import (
     QueueEntry,
 )
 from labeling.selectors import queue as reads
-from labeling.services.classifier import labels_arrived
-from labeling.services.jobs import JobConflict
-from labeling.services.labels import expert_label_set, galaxy_lock, user_is_expert
-from labeling.services.queue import entry_finish, queue_build_start
+from labeling.services.jobs.lifecycle import JobConflict
+from labeling.services.labelling.labels import expert_label_set, galaxy_lock, user_is_expert
+from labeling.services.labelling.queue import entry_finish, queue_build_start
+from labeling.services.learning.classifier import labels_arrived
 
 
 def label_give(*, expert, galaxy: Galaxy, schema: LabelSchema, label_class: LabelClass, note: str = "",

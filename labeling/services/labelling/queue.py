@@ -10,10 +10,10 @@ from django.db.models import Q
 from django.utils import timezone
 
 from labeling.models import Dataset, ExpertLabel, Job, LabelSchema, QueueEntry
-from labeling.services.classifier import current_feature_set, latest_classifier, queue_policy
-from labeling.services.jobs import JobReporter, job_create
-from labeling.services.labels import EXPERTS_GROUP
-from labeling.services.queue_inputs import queue_inputs
+from labeling.services.jobs.lifecycle import JobReporter, job_create
+from labeling.services.labelling.labels import EXPERTS_GROUP
+from labeling.services.labelling.queue_inputs import queue_inputs
+from labeling.services.learning.classifier import current_feature_set, latest_classifier, queue_policy
 
 
 def labelling_experts(*, dataset: Dataset, schema: LabelSchema) -> list:

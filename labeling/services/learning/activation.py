@@ -3,8 +3,8 @@ dataset is clustered and its queues rebuilt, as a chain of jobs. The previous ve
 one's neighbour index exists; rolling back is activating an earlier version (its features are already there)."""
 
 from labeling.models import Clustering, Dataset, FeatureSet, Job, ModelVersion
-from labeling.services.jobs import JobConflict
-from labeling.services.model_versions import ModelVersionError, model_version_activate
+from labeling.services.jobs.lifecycle import JobConflict
+from labeling.services.learning.model_versions import ModelVersionError, model_version_activate
 
 CHAIN = ["build_index", "cluster", "build_queue"]
 DEFAULT_K = 10
@@ -18,7 +18,7 @@ def version_activate(*, version: ModelVersion, dataset: Dataset, user=None) -> J
             now, so nothing is half activated).
         JobConflict: when the same extraction is already queued or running.
     """
-    from labeling.services.ml_jobs import extraction_start
+    from labeling.services.learning.jobs import extraction_start
     from mlcore.features.backbone import WeightsError, build_backbone
 
     if version.status not in (ModelVersion.Status.READY, ModelVersion.Status.ACTIVE):
@@ -34,7 +34,7 @@ def version_activate(*, version: ModelVersion, dataset: Dataset, user=None) -> J
 
 def chain_continue(*, job: Job, feature_set: FeatureSet) -> list[Job]:
     """After a chained job succeeded: activate the version once its index exists, then start the next step."""
-    from labeling.services.ml_jobs import clustering_start, index_start
+    from labeling.services.learning.jobs import clustering_start, index_start
 
     chain = job.arguments.get("chain")
     if not chain:
@@ -66,7 +66,7 @@ def chain_continue(*, job: Job, feature_set: FeatureSet) -> list[Job]:
 def _rebuild_queues(dataset: Dataset, user) -> list[Job]:
     from labeling.models import LabelSchema, QueueEntry
     from labeling.selectors.labels import label_sets
-    from labeling.services.queue import queue_build_start
+    from labeling.services.labelling.queue import queue_build_start
 
     schemas = {label_set.schema for label_set in label_sets(dataset=dataset)}
     schemas |= set(LabelSchema.objects.filter(pk__in=QueueEntry.objects.filter(dataset=dataset).values("schema")))

@@ -25,7 +25,7 @@ from labeling.models import (
     QueuePolicy,
 )
 from labeling.selectors.labels import EXPERT, galaxy_labels
-from labeling.services.jobs import JobConflict, JobReporter, job_create
+from labeling.services.jobs.lifecycle import JobConflict, JobReporter, job_create
 
 PREDICT_BATCH = 50_000
 KEEP_HEAD_FILES = 3

@@ -6,7 +6,7 @@ from django.db import transaction
 
 from labeling.models import ClusterAssignment, Clustering, Embedding, EmbeddingPoint, FeatureSet, LabelSchema
 from labeling.selectors.labels import EXPERT, galaxy_labels, label_sets
-from labeling.services.jobs import JobReporter
+from labeling.services.jobs.lifecycle import JobReporter
 
 WRITE_BATCH = 5000
 

@@ -4,7 +4,7 @@ Incremental: only galaxies without a vector in the store are read, and vectors a
 run that was killed resumes where it stopped and a dataset that grew costs only its new galaxies.
 
 Several processes may extract into one store at once, each over its own range of galaxy ids (the chunks of
-services/job_chunks.py): the store serialises appends, and the feature set's count and failures are updated so that
+services/jobs/chunks.py): the store serialises appends, and the feature set's count and failures are updated so that
 no worker overwrites another's.
 """
 
@@ -12,7 +12,7 @@ from django.db import transaction
 from django.db.models.functions import Greatest
 
 from labeling.models import Dataset, FeatureSet, Galaxy, ModelVersion
-from labeling.services.jobs import JobCancelled, JobReporter
+from labeling.services.jobs.lifecycle import JobCancelled, JobReporter
 
 STORE_DTYPE = "float16"  # half the disk of float32; cosine neighbours and clusters do not notice the rounding
 

@@ -2,7 +2,7 @@
 bad request fails at once in the browser or the terminal rather than later in the worker."""
 
 from labeling.models import Clustering, Dataset, Embedding, FeatureSet, Job, LabelSchema, ModelVersion
-from labeling.services.jobs import job_create
+from labeling.services.jobs.lifecycle import job_create
 
 
 def extraction_start(*, dataset: Dataset, model_version: ModelVersion, rotation_invariant: bool = False,
@@ -17,7 +17,7 @@ def extraction_start(*, dataset: Dataset, model_version: ModelVersion, rotation_
 
 def index_start(*, feature_set: FeatureSet, kind: str = "auto", user=None, enqueue: bool = True,
                 chain: dict | None = None) -> Job:
-    """Queue an index build; ``chain`` (labeling/services/activation.py) says what follows it."""
+    """Queue an index build; ``chain`` (labeling/services/learning/activation.py) says what follows it."""
     if feature_set.count == 0:
         raise ValueError(f"feature set {feature_set} has no vectors yet: extract features first")
     arguments = {"feature_set": feature_set.pk, "kind": kind, **({"chain": chain} if chain else {})}

@@ -5,7 +5,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from labeling.models import FeatureSet
-from labeling.services.jobs import JobReporter
+from labeling.services.jobs.lifecycle import JobReporter
 
 
 def index_build(*, feature_set: FeatureSet, reporter: JobReporter, kind: str = "auto") -> FeatureSet:

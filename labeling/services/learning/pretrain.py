@@ -5,10 +5,10 @@ with or to fine-tune from in a retrain cycle."""
 from django.conf import settings
 
 from labeling.models import Dataset, Galaxy, Job, ModelVersion
-from labeling.services.jobs import JobCancelled, JobConflict, JobReporter, job_create, jobs_mark_abandoned
-from labeling.services.model_versions import file_sha256, unique_version_name
-from labeling.services.retrain import RUNNING, versions_dir
-from labeling.services.training_data import image_paths
+from labeling.services.jobs.lifecycle import JobCancelled, JobConflict, JobReporter, job_create, jobs_mark_abandoned
+from labeling.services.learning.model_versions import file_sha256, unique_version_name
+from labeling.services.learning.retrain import RUNNING, versions_dir
+from labeling.services.learning.training_data import image_paths
 
 
 def pretrain_start(*, dataset: Dataset, backbone: str = "resnet18", image_size: int = 64, epochs: int = 10,

@@ -9,10 +9,10 @@ from django.conf import settings
 from django.db.models import Count
 
 from labeling.models import Dataset, ExpertLabel, Job, LabelSchema, ModelVersion
-from labeling.services.jobs import JobConflict, JobReporter, job_create, jobs_mark_abandoned
-from labeling.services.model_versions import file_sha256, unique_version_name
-from labeling.services.train_processes import train_in_processes
-from labeling.services.training_data import CycleData, TrainingDataError, cycle_data
+from labeling.services.jobs.lifecycle import JobConflict, JobReporter, job_create, jobs_mark_abandoned
+from labeling.services.learning.model_versions import file_sha256, unique_version_name
+from labeling.services.learning.train_processes import train_in_processes
+from labeling.services.learning.training_data import CycleData, TrainingDataError, cycle_data
 
 RUNNING = (Job.Status.QUEUED, Job.Status.RUNNING)
 
@@ -94,8 +94,8 @@ def retrain_run(*, job: Job, reporter: JobReporter) -> dict:
 
 
 def _train_and_evaluate(version: ModelVersion, job: Job, reporter: JobReporter) -> dict:
-    from labeling.services.jobs import JobCancelled
-    from labeling.services.retrain_eval import evaluate_cycle
+    from labeling.services.jobs.lifecycle import JobCancelled
+    from labeling.services.learning.retrain_eval import evaluate_cycle
     from mlcore.features.augment import decode_all
     from mlcore.training.finetune import TrainConfig, TrainData, TrainingCancelled, train
     from mlcore.training.galaxy_model import predict
@@ -152,7 +152,7 @@ def _train_and_evaluate(version: ModelVersion, job: Job, reporter: JobReporter) 
 def _activate_if_better(version: ModelVersion, metrics: dict, job: Job) -> bool:
     """Activation (and its chain of jobs) when the new version beats the previous one on the same held-out
     galaxies; the previous one is the active version, or random features when none is active."""
-    from labeling.services.activation import version_activate
+    from labeling.services.learning.activation import version_activate
 
     previous = (metrics["baselines"].get("previous version") or {}).get("accuracy")
     if previous is not None and metrics["held_out"]["accuracy"] <= previous:

@@ -5,7 +5,7 @@ and the held-out galaxies it got wrong most confidently."""
 import numpy as np
 
 from labeling.models import ModelVersion
-from labeling.services.training_data import CycleData
+from labeling.services.learning.training_data import CycleData
 
 
 def _aligned(probs: np.ndarray, have: list[str], want: list[str]) -> np.ndarray:

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 
 from labeling.models import Dataset, FeatureSet, Galaxy, Simulation
-from labeling.services.import_common import ImportFailed, csv_rows
-from labeling.services.queue_inputs import vote_questions_of
+from labeling.services.imports.common import ImportFailed, csv_rows
+from labeling.services.labelling.queue_inputs import vote_questions_of
 
 
 class OracleError(ValueError):

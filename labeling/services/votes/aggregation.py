@@ -7,7 +7,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from labeling.models import DecisionTree, Galaxy, VolunteerClassification, VoteSummary
-from labeling.services.labels import galaxy_lock
+from labeling.services.labelling.labels import galaxy_lock
 from mlcore.votes.tree import count_votes, parse_tree, reach, validate_walk
 
 

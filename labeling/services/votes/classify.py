@@ -24,8 +24,8 @@ from labeling.models import (
     VolunteerClassification,
     VoteSummary,
 )
-from labeling.services.classifier import current_feature_set, latest_classifier
-from labeling.services.votes import classification_create
+from labeling.services.learning.classifier import current_feature_set, latest_classifier
+from labeling.services.votes.aggregation import classification_create
 from mlcore.votes.tree import consensus
 
 # Candidates read per offer; the one offered is drawn at random among them, so that volunteers arriving together

@@ -7,9 +7,9 @@ from django.db import transaction
 from django.utils.text import slugify
 
 from labeling.models import ConsensusRule, LabelClass, LabelSchema
-from labeling.services.trees import TreeDefinitionError, tree_get_or_load_shipped
+from labeling.services.votes.trees import TreeDefinitionError, tree_get_or_load_shipped
 
-SHIPPED_SCHEMAS_DIR = Path(__file__).resolve().parent.parent / "trees" / "schemas"
+SHIPPED_SCHEMAS_DIR = Path(__file__).resolve().parents[2] / "trees" / "schemas"
 
 
 class SchemaDefinitionError(ValueError):

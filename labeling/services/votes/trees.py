@@ -9,7 +9,7 @@ from django.db import transaction
 from labeling.models import Answer, DecisionTree, Question
 from mlcore.votes.tree import MULTIPLE, parse_tree
 
-SHIPPED_TREES_DIR = Path(__file__).resolve().parent.parent / "trees"
+SHIPPED_TREES_DIR = Path(__file__).resolve().parents[2] / "trees"
 
 
 class TreeDefinitionError(ValueError):

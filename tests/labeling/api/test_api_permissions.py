@@ -19,7 +19,7 @@ from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from rest_framework.authtoken.models import Token
 
 from labeling.models import ExpertLabel, VolunteerClassification
-from labeling.services.labels import expert_label_set
+from labeling.services.labelling.labels import expert_label_set
 from tests.labeling.api_helpers import SMOOTH_ROUND, api_world
 from tests.labeling.permission_helpers import (
     ADMIN,

@@ -32,7 +32,7 @@ empty filter value means no filter); ``use_after_free`` and ``ensure_resource_av
 rolled back, see below, so there is no created resource to look for); ``response_headers_conformance`` and
 ``missing_required_header`` (the schema documents no response headers and requires no request header, so they
 would check nothing); ``ignored_auth`` (it passes, but its probes, successful requests sent again without the token
-and with a wrong one, cost about 7 s for what tests/labeling/test_api_permissions.py asserts already: every endpoint
+and with a wrong one, cost about 7 s for what tests/labeling/api/test_api_permissions.py asserts already: every endpoint
 answers a caller without credentials with 401, and a wrong token is refused).
 
 Every request runs in a savepoint that is rolled back, so writes never pile up across cases and a failed statement on
@@ -75,9 +75,9 @@ from labeling.models import (
     QueueEntry,
     VoteSummary,
 )
-from labeling.services.labels import expert_label_set
-from labeling.services.queue import queue_build, queue_build_start
-from labeling.services.schemas import schema_get_or_load_shipped
+from labeling.services.labelling.labels import expert_label_set
+from labeling.services.labelling.queue import queue_build, queue_build_start
+from labeling.services.votes.schemas import schema_get_or_load_shipped
 from tests.labeling.api_helpers import api_world
 from tests.labeling.queue_helpers import policy
 

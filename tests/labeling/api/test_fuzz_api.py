@@ -1,5 +1,5 @@
 """Hypothesis against every API operation that takes a body, with bodies the OpenAPI schema does not allow (the
-schema-conformant side is tests/labeling/test_api_schemathesis.py): arbitrary JSON (nested, null, huge integers,
+schema-conformant side is tests/labeling/api/test_api_schemathesis.py): arbitrary JSON (nested, null, huge integers,
 long unicode, lists where objects are expected), a valid body with one field made wrong (another type, an unknown
 id, another dataset's object, missing), and bytes that are not JSON at all, sent as an expert (session) and as an
 admin (token). Then the list endpoints' query strings, with every documented filter and some made up.
@@ -25,11 +25,11 @@ from hypothesis import strategies as st
 from rest_framework.authtoken.models import Token
 
 from labeling.models import ExpertLabel, Job, QueueEntry, VolunteerClassification
+from tests.labeling.api.test_api_permissions import EXPECTED, api_endpoints
 from tests.labeling.api_helpers import api_world
 from tests.labeling.factories import make_galaxies
 from tests.labeling.fuzz_tables import FUZZ
 from tests.labeling.permission_helpers import client_for, context_for
-from tests.labeling.test_api_permissions import EXPECTED, api_endpoints
 
 pytestmark = pytest.mark.django_db
 

@@ -25,10 +25,10 @@ from labeling.models import (
     VolunteerClassification,
     VoteSummary,
 )
-from labeling.services.demo import demo_load
-from labeling.services.import_jobs import import_sources
+from labeling.services.demo.load import demo_load
+from labeling.services.imports.jobs import import_sources
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[3]
 COUNTED = (Dataset, Galaxy, ExpertLabel, VolunteerClassification, VoteSummary, ConsensusLabel, DecisionTree, User,
            FeatureSet, Clustering, Embedding, Job)
 

@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from labeling.services.demo_truth import (
+from labeling.services.demo.truth import (
     GALAXY10_TO_GZ_DECALS,
     SLOAN_QUESTION_TO_GZ2,
     gz2_truth_for_example,
@@ -12,7 +12,7 @@ from labeling.services.demo_truth import (
 from mlcore.votes.simulated import simulate_walks
 from mlcore.votes.tree import parse_tree
 
-TREES = Path(__file__).resolve().parents[2] / "labeling" / "trees"
+TREES = Path(__file__).resolve().parents[3] / "labeling" / "trees"
 
 
 def tree(name):

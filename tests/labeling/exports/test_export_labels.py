@@ -6,10 +6,10 @@ import pytest
 from labeling.models import ConsensusLabel, ExpertLabel, LabelClass, LabelResolution
 from labeling.selectors.expert_majority import majority_class
 from labeling.selectors.labels import CONSENSUS, EXPERT, galaxy_labels
-from labeling.services.export_labels import EXPERT_RULE
-from labeling.services.exports import export_rows
-from labeling.services.labels import expert_label_set
-from labeling.services.schemas import schema_get_or_load_shipped
+from labeling.services.exports.labels import EXPERT_RULE
+from labeling.services.exports.streams import export_rows
+from labeling.services.labelling.labels import expert_label_set
+from labeling.services.votes.schemas import schema_get_or_load_shipped
 from tests.labeling.factories import make_galaxies
 
 pytestmark = pytest.mark.django_db

@@ -12,10 +12,10 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from labeling.models import Dataset, Galaxy, VoteSummary
-from labeling.services import export_votes
-from labeling.services.exports import export_lines, export_rows
-from labeling.services.trees import tree_get_or_load_shipped, tree_load
-from labeling.services.votes import classification_create
+from labeling.services.exports import votes as export_votes
+from labeling.services.exports.streams import export_lines, export_rows
+from labeling.services.votes.aggregation import classification_create
+from labeling.services.votes.trees import tree_get_or_load_shipped, tree_load
 from tests.labeling.factories import make_galaxies
 from tests.labeling.vote_import_helpers import (
     FEATURED,

@@ -8,9 +8,9 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from labeling.models import ExpertLabel, LabelClass, LabelResolution
-from labeling.services.classifier import classifier_fit
-from labeling.services.exports import export_lines, export_rows
-from labeling.services.labels import expert_label_set
+from labeling.services.exports.streams import export_lines, export_rows
+from labeling.services.labelling.labels import expert_label_set
+from labeling.services.learning.classifier import classifier_fit
 from tests.labeling.ml_helpers import clustered, extracted, galaxy10_subset
 
 pytestmark = pytest.mark.django_db

@@ -21,11 +21,11 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from labeling.models import ExpertLabel, Galaxy, VoteSummary
-from labeling.services.import_folder import KNOWN_COLUMNS
-from labeling.services.import_galaxies import galaxies_import
-from labeling.services.import_gz_examples import REQUIRED as GZ_EXAMPLE_COLUMNS
-from labeling.services.import_votes import votes_import
-from labeling.services.importing import ImportFailed
+from labeling.services.imports.folder import KNOWN_COLUMNS
+from labeling.services.imports.galaxies import galaxies_import
+from labeling.services.imports.gz_examples import REQUIRED as GZ_EXAMPLE_COLUMNS
+from labeling.services.imports.reports import ImportFailed
+from labeling.services.imports.votes import votes_import
 from tests.labeling import vote_import_helpers as votes
 from tests.labeling.fuzz_tables import FUZZ, decoded_rows, says_where, table_files
 from tests.labeling.import_helpers import media_files, snapshot

@@ -26,8 +26,8 @@ from django.urls import reverse
 from PIL import Image
 
 from labeling.models import FeatureSet, Galaxy
-from labeling.services.import_galaxies import galaxies_import
-from labeling.services.importing import ImportFailed
+from labeling.services.imports.galaxies import galaxies_import
+from labeling.services.imports.reports import ImportFailed
 from mlcore.features.store import FeatureStore
 from tests.labeling.import_helpers import png_header_only, snapshot
 from tests.labeling.ml_helpers import DEMO_GALAXY10, extracted

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from labeling.services.images import (
+from labeling.services.imports.images import (
     ImageRejected,
     image_check,
     image_inspect,

@@ -6,7 +6,7 @@ import pytest
 from PIL import Image
 
 from labeling.models import Dataset, ExpertLabel, Galaxy, LabelSchema
-from labeling.services.import_galaxies import galaxies_import
+from labeling.services.imports.galaxies import galaxies_import
 from tests.labeling.import_helpers import media_files, read_csv, small_galaxy10_folder, snapshot, write_csv
 
 pytestmark = pytest.mark.django_db

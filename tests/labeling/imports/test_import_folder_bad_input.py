@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from labeling.models import Galaxy
-from labeling.services.import_galaxies import galaxies_import
-from labeling.services.importing import ImportFailed
+from labeling.services.imports.galaxies import galaxies_import
+from labeling.services.imports.reports import ImportFailed
 from tests.labeling.import_helpers import png_header_only, read_csv, small_galaxy10_folder, snapshot, write_csv
 
 pytestmark = pytest.mark.django_db
@@ -191,7 +191,7 @@ def test_skip_bad_imports_the_good_rows_and_reports_the_bad_ones(demo_data, tmp_
 
 
 def test_a_failure_while_writing_removes_the_files_already_written(demo_data, tmp_path, media_root, monkeypatch):
-    from labeling.services import import_galaxies
+    from labeling.services.imports import galaxies as import_galaxies
 
     folder = small_galaxy10_folder(demo_data, tmp_path / "in")
     real_thumbnail, calls = import_galaxies.thumbnail_jpeg, []

@@ -7,8 +7,8 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from labeling.models import Dataset, ExpertLabel, Galaxy
-from labeling.services.import_galaxies import galaxies_import
-from labeling.services.importing import ImportFailed
+from labeling.services.imports.galaxies import galaxies_import
+from labeling.services.imports.reports import ImportFailed
 from tests.labeling.import_helpers import read_csv, small_galaxy10_folder, snapshot, write_csv
 
 pytestmark = pytest.mark.django_db

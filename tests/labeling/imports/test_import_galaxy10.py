@@ -9,9 +9,9 @@ import pytest
 from PIL import Image
 
 from labeling.models import ExpertLabel, Galaxy, LabelSchema
-from labeling.services import import_galaxy10
-from labeling.services.import_galaxies import galaxies_import
-from labeling.services.importing import ImportFailed
+from labeling.services.imports import galaxy10 as import_galaxy10
+from labeling.services.imports.galaxies import galaxies_import
+from labeling.services.imports.reports import ImportFailed
 from tests.labeling.import_helpers import read_csv, snapshot
 
 pytestmark = pytest.mark.django_db

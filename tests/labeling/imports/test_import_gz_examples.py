@@ -3,8 +3,8 @@ import shutil
 import pytest
 
 from labeling.models import ExpertLabel, Galaxy, LabelSchema
-from labeling.services.import_galaxies import galaxies_import
-from labeling.services.importing import ImportFailed
+from labeling.services.imports.galaxies import galaxies_import
+from labeling.services.imports.reports import ImportFailed
 from tests.labeling.import_helpers import read_csv, snapshot, write_csv
 
 pytestmark = pytest.mark.django_db

@@ -1,4 +1,4 @@
-"""Imports started by an admin on the Jobs page (labeling/services/import_jobs.py): files named under
+"""Imports started by an admin on the Jobs page (labeling/services/imports/jobs.py): files named under
 GALAXY_IMPORT_ROOT, run as background jobs by the same importers as the commands, a bad file failing the job with
 every problem named and nothing written."""
 
@@ -10,8 +10,8 @@ from django.db import connections, transaction
 from django.urls import reverse
 
 from labeling.models import Dataset, ExpertLabel, Galaxy, Job, VoteSummary
-from labeling.services.import_jobs import ImportProgress, import_job_start, import_source, import_sources
-from labeling.services.jobs import job_create
+from labeling.services.imports.jobs import ImportProgress, import_job_start, import_source, import_sources
+from labeling.services.jobs.lifecycle import job_create
 from labeling.tasks import import_galaxies
 from labeling.tasks import import_votes as import_votes_task
 from tests.labeling.import_helpers import read_csv, write_csv

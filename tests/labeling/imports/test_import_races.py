@@ -11,9 +11,9 @@ import pytest
 from django.db import connection
 
 from labeling.models import Galaxy
-from labeling.services.datasets import dataset_get_or_create
-from labeling.services.import_galaxies import galaxies_import
-from labeling.services.importing import ImportFailed
+from labeling.services.imports.datasets import dataset_get_or_create
+from labeling.services.imports.galaxies import galaxies_import
+from labeling.services.imports.reports import ImportFailed
 from tests.labeling.import_helpers import media_files
 from tests.labeling.ml_helpers import galaxy10_subset_folder
 from tests.labeling.process_helpers import REPO_ROOT, fresh_database_url, manage, process_env

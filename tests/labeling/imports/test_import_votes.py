@@ -10,8 +10,8 @@ import pytest
 from django.core.management import call_command
 
 from labeling.models import Dataset, Galaxy, VoteSummary
-from labeling.services.import_votes import votes_import
-from labeling.services.importing import ImportFailed
+from labeling.services.imports.reports import ImportFailed
+from labeling.services.imports.votes import votes_import
 from tests.labeling.vote_import_helpers import (
     FEATURED,
     GZ2_TREE,

@@ -11,8 +11,8 @@ import pytest
 from django.urls import reverse
 
 from labeling.models import Galaxy
-from labeling.services.import_galaxies import galaxies_import
-from labeling.services.importing import ImportFailed
+from labeling.services.imports.galaxies import galaxies_import
+from labeling.services.imports.reports import ImportFailed
 from tests.labeling.factories import make_galaxies
 from tests.labeling.import_helpers import read_csv, small_galaxy10_folder, snapshot, write_csv
 

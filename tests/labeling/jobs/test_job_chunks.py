@@ -15,15 +15,15 @@ from django.test import override_settings
 
 from labeling import tasks
 from labeling.models import FeatureSet, Job, JobChunk, ModelVersion
-from labeling.services import features as features_service
-from labeling.services.activation import version_activate
-from labeling.services.jobs import job_create, job_rerun, jobs_mark_abandoned, task_cluster
-from labeling.services.ml_jobs import extraction_start
+from labeling.services.jobs.lifecycle import job_create, job_rerun, jobs_mark_abandoned, task_cluster
+from labeling.services.learning import features as features_service
+from labeling.services.learning.activation import version_activate
+from labeling.services.learning.jobs import extraction_start
 from mlcore.features.store import FeatureStore
 from tests.labeling.ml_helpers import extracted, galaxy10_subset, tiny_model
 
 pytestmark = pytest.mark.django_db
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ import pytest
 from django.utils import timezone
 
 from labeling.models import Job
-from labeling.services.jobs import (
+from labeling.services.jobs.lifecycle import (
     JobCancelled,
     JobConflict,
     JobReporter,

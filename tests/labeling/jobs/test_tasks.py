@@ -19,10 +19,10 @@ from django_q.worker import worker
 
 from labeling import tasks
 from labeling.models import ConsensusLabel, Galaxy, VoteSummary
-from labeling.services.datasets import dataset_get_or_create
-from labeling.services.schemas import schema_get_or_load_shipped
-from labeling.services.trees import tree_get_or_load_shipped
-from labeling.services.votes import classification_create
+from labeling.services.imports.datasets import dataset_get_or_create
+from labeling.services.votes.aggregation import classification_create
+from labeling.services.votes.schemas import schema_get_or_load_shipped
+from labeling.services.votes.trees import tree_get_or_load_shipped
 
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 

@@ -15,7 +15,7 @@ import pytest
 from tests.labeling.ml_helpers import galaxy10_subset_folder
 from tests.labeling.process_helpers import fresh_database_url, manage, process_env
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[3]
 
 REPORT = """
 import json
@@ -79,7 +79,7 @@ print(json.dumps({"jobs": list(Job.objects.filter(kind="retrain").order_by("pk")
 """
 ACTIVATE_SERVING = """
 from labeling.models import ModelVersion
-from labeling.services.model_versions import model_version_activate
+from labeling.services.learning.model_versions import model_version_activate
 model_version_activate(version=ModelVersion.objects.create(name="serving", image_size=32))
 """
 

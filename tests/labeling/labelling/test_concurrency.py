@@ -21,9 +21,9 @@ from labeling.models import (
     VoteSummary,
 )
 from labeling.selectors.labels import EXPERT, galaxy_labels
-from labeling.services.schemas import schema_get_or_load_shipped
-from labeling.services.training_data import cycle_data
-from labeling.services.trees import tree_get_or_load_shipped
+from labeling.services.learning.training_data import cycle_data
+from labeling.services.votes.schemas import schema_get_or_load_shipped
+from labeling.services.votes.trees import tree_get_or_load_shipped
 from mlcore.training.evaluate import held_out_mask
 from tests.labeling.factories import make_galaxies
 from tests.labeling.ml_helpers import galaxy10_subset_for_training

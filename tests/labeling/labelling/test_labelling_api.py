@@ -7,7 +7,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from labeling.models import Classifier, ExpertLabel, Job, QueueEntry
-from labeling.services.queue import queue_build
+from labeling.services.labelling.queue import queue_build
 from tests.labeling.queue_helpers import partly_labelled, policy, with_features
 
 pytestmark = pytest.mark.django_db
@@ -64,7 +64,7 @@ def test_next_returns_the_head_of_the_queue_with_what_the_page_shows(as_expert, 
 def test_next_shows_the_models_prediction_and_eight_labelled_neighbours(as_expert, labelled, expert):
     dataset, schema = labelled
     feature_set = with_features(dataset)
-    from labeling.services.classifier import classifier_fit
+    from labeling.services.learning.classifier import classifier_fit
 
     classifier_fit(feature_set=feature_set, schema=schema)
     policy(dataset, batch_size=3, double_label_share=0)

@@ -7,7 +7,7 @@ from django.urls import reverse
 from labeling.models import LabelClass, LabelResolution
 from labeling.selectors.agreement import agreement_stats
 from labeling.selectors.labels import EXPERT, galaxy_labels
-from labeling.services.labels import expert_label_set
+from labeling.services.labelling.labels import expert_label_set
 from tests.labeling.queue_helpers import partly_labelled
 
 pytestmark = pytest.mark.django_db

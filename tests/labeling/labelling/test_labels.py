@@ -4,8 +4,8 @@ from django.db import IntegrityError, transaction
 from django.urls import reverse
 
 from labeling.models import ExpertLabel
-from labeling.services.labels import expert_label_set, user_is_expert
-from labeling.services.schemas import schema_get_or_load_shipped
+from labeling.services.labelling.labels import expert_label_set, user_is_expert
+from labeling.services.votes.schemas import schema_get_or_load_shipped
 from tests.labeling.factories import make_galaxies
 
 pytestmark = pytest.mark.django_db

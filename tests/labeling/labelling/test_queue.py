@@ -5,9 +5,9 @@ import pytest
 
 from labeling import tasks
 from labeling.models import Classifier, ExpertLabel, Job, LabelClass, Prediction, QueueEntry
-from labeling.services.classifier import classifier_fit, classifier_fit_start
-from labeling.services.labelling import entry_skip, label_give
-from labeling.services.queue import queue_build
+from labeling.services.labelling.actions import entry_skip, label_give
+from labeling.services.labelling.queue import queue_build
+from labeling.services.learning.classifier import classifier_fit, classifier_fit_start
 from tests.labeling.ml_helpers import finished
 from tests.labeling.queue_helpers import partly_labelled, policy, with_features
 

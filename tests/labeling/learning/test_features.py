@@ -7,9 +7,9 @@ import torch
 
 from labeling import tasks
 from labeling.models import FeatureSet, Galaxy, Job, ModelVersion
-from labeling.services.jobs import JobReporter
-from labeling.services.ml_jobs import extraction_start
-from labeling.services.model_versions import ModelVersionError, model_version_get_or_create
+from labeling.services.jobs.lifecycle import JobReporter
+from labeling.services.learning.jobs import extraction_start
+from labeling.services.learning.model_versions import ModelVersionError, model_version_get_or_create
 from mlcore.features.backbone import build_backbone, save_backbone
 from mlcore.features.store import FeatureStore
 from tests.labeling.ml_helpers import extracted, galaxy10_subset, tiny_model

@@ -160,7 +160,7 @@ def test_an_admin_starts_an_extraction_from_the_jobs_page_and_the_worker_runs_it
 
 def test_an_admin_extracts_with_a_checkpoint_registered_from_the_command_line(
         as_admin, dataset, tmp_path, django_capture_on_commit_callbacks):
-    from labeling.services.model_versions import model_version_get_or_create
+    from labeling.services.learning.model_versions import model_version_get_or_create
     from mlcore.features.backbone import build_backbone, save_backbone
 
     path = tmp_path / "galaxy-backbone.pt"
@@ -183,7 +183,7 @@ def test_a_bad_start_request_shows_the_form_errors_and_queues_nothing(as_admin, 
 
 
 def test_an_admin_cancels_a_queued_job_and_runs_a_finished_one_again(as_admin, dataset, feature_set):
-    from labeling.services.ml_jobs import index_start
+    from labeling.services.learning.jobs import index_start
 
     queued = index_start(feature_set=feature_set, enqueue=False)
     as_admin.post(reverse("job-cancel", args=[queued.pk]))

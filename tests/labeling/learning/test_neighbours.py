@@ -6,7 +6,7 @@ from PIL import Image
 
 from labeling import selectors
 from labeling.models import Galaxy
-from labeling.services.import_galaxies import galaxies_import
+from labeling.services.imports.galaxies import galaxies_import
 from mlcore.features.store import FeatureStore
 from tests.labeling.ml_helpers import extracted, galaxy10_subset, indexed
 
@@ -81,7 +81,7 @@ def test_a_rotated_copy_of_a_galaxy_is_its_nearest_neighbour_under_rotation_inva
 
 
 def test_the_pages_use_the_active_model_versions_features_else_the_latest_index(dataset):
-    from labeling.services.model_versions import model_version_activate
+    from labeling.services.learning.model_versions import model_version_activate
     from tests.labeling.ml_helpers import tiny_model
 
     first = indexed(extracted(dataset))

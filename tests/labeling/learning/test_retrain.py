@@ -10,12 +10,12 @@ from django.test import TestCase
 
 from labeling import tasks
 from labeling.models import Classifier, ExpertLabel, FeatureSet, Job, ModelVersion
-from labeling.services.activation import version_activate
-from labeling.services.classifier import classifier_fit
-from labeling.services.jobs import JobConflict, jobs_mark_abandoned
-from labeling.services.model_versions import ModelVersionError, model_version_activate
-from labeling.services.retrain import retrain_start, versions_dir
-from labeling.services.training_data import TrainingDataError, cycle_data
+from labeling.services.jobs.lifecycle import JobConflict, jobs_mark_abandoned
+from labeling.services.learning.activation import version_activate
+from labeling.services.learning.classifier import classifier_fit
+from labeling.services.learning.model_versions import ModelVersionError, model_version_activate
+from labeling.services.learning.retrain import retrain_start, versions_dir
+from labeling.services.learning.training_data import TrainingDataError, cycle_data
 from tests.labeling.ml_helpers import extracted, galaxy10_subset_for_training
 
 pytestmark = pytest.mark.django_db
@@ -199,7 +199,7 @@ def test_self_supervised_pretraining_makes_a_version_a_cycle_can_start_from(data
 
 
 def test_a_second_pretraining_of_the_same_dataset_is_refused(dataset):
-    from labeling.services.pretrain import pretrain_start
+    from labeling.services.learning.pretrain import pretrain_start
 
     pretrain_start(dataset=dataset, image_size=32, epochs=1, enqueue=False)
     with pytest.raises(JobConflict, match="already queued"):

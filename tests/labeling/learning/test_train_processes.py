@@ -1,6 +1,7 @@
-"""Retrain cycles trained in several processes (GALAXY_TRAIN_PROCESSES > 1, labeling/services/train_processes.py):
-torchrun on two CPU processes makes a version like the single-process path does; a failing subprocess fails the
-cycle with its stderr and keeps the active version; a cancel reaches the subprocess through its cancel file."""
+"""Retrain cycles trained in several processes (GALAXY_TRAIN_PROCESSES > 1,
+labeling/services/learning/train_processes.py): torchrun on two CPU processes makes a version like the single-process
+path does; a failing subprocess fails the cycle with its stderr and keeps the active version; a cancel reaches the
+subprocess through its cancel file."""
 
 import sys
 import textwrap
@@ -11,9 +12,9 @@ from django.test import TestCase, override_settings
 
 from labeling import tasks
 from labeling.models import Job, ModelVersion
-from labeling.services import train_processes
-from labeling.services.model_versions import model_version_activate
-from labeling.services.retrain import retrain_start
+from labeling.services.learning import train_processes
+from labeling.services.learning.model_versions import model_version_activate
+from labeling.services.learning.retrain import retrain_start
 from mlcore.training.galaxy_model import load_model
 from tests.labeling.ml_helpers import galaxy10_subset_for_training
 

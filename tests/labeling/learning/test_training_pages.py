@@ -11,7 +11,7 @@ from django.urls import reverse
 
 from labeling import tasks
 from labeling.models import Dataset, ExpertLabel, FeatureSet, Job, LabelSchema, ModelVersion
-from labeling.services.retrain import retrain_start
+from labeling.services.learning.retrain import retrain_start
 from labeling.views import training as training_views
 from tests.labeling.ml_helpers import galaxy10_subset_for_training
 
@@ -259,7 +259,7 @@ def test_the_pretraining_form_shows_only_when_pretraining_exists(client, dataset
 
 
 def test_an_admin_starts_self_supervised_pretraining(client, dataset, admin_user):
-    pytest.importorskip("labeling.services.pretrain")
+    pytest.importorskip("labeling.services.learning.pretrain")
     client.force_login(admin_user)
     response = client.post(reverse("training-pretrain"), {**PRETRAIN, "pretrain-dataset": dataset.pk}, follow=True)
     job = Job.objects.get(kind=Job.Kind.PRETRAIN)

@@ -8,9 +8,14 @@ import pytest
 from django.test import Client
 
 from labeling.models import ClassifyPolicy, ExpertLabel, Subject, VolunteerClassification, VoteSummary
-from labeling.services.classify import classify_next, classify_submit, subjects_ensure, subjects_usefulness_refresh
-from labeling.services.schemas import schema_get_or_load_shipped
-from labeling.services.trees import tree_get_or_load_shipped
+from labeling.services.votes.classify import (
+    classify_next,
+    classify_submit,
+    subjects_ensure,
+    subjects_usefulness_refresh,
+)
+from labeling.services.votes.schemas import schema_get_or_load_shipped
+from labeling.services.votes.trees import tree_get_or_load_shipped
 from tests.labeling.api_helpers import api_world
 
 pytestmark = pytest.mark.django_db

@@ -1,9 +1,9 @@
 import pytest
 
 from labeling.models import ConsensusLabel, ExpertLabel, VoteSummary
-from labeling.services.consensus import consensus_compute
-from labeling.services.labels import expert_label_set
-from labeling.services.schemas import schema_get_or_load_shipped
+from labeling.services.labelling.labels import expert_label_set
+from labeling.services.votes.consensus import consensus_compute
+from labeling.services.votes.schemas import schema_get_or_load_shipped
 from tests.labeling.factories import make_galaxies
 
 pytestmark = pytest.mark.django_db

@@ -2,7 +2,7 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from labeling.models import ConsensusRule, LabelClass, LabelSchema
-from labeling.services.schemas import (
+from labeling.services.votes.schemas import (
     SchemaDefinitionError,
     schema_ensure_classes,
     schema_get_or_load_shipped,

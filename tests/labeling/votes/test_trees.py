@@ -6,7 +6,7 @@ from django.core.management import CommandError, call_command
 from PIL import Image
 
 from labeling.models import Answer, DecisionTree, Question
-from labeling.services.trees import (
+from labeling.services.votes.trees import (
     SHIPPED_TREES_DIR,
     TreeDefinitionError,
     read_tree_file,

@@ -3,8 +3,8 @@ from django.core.exceptions import ValidationError
 from django.core.management import call_command
 
 from labeling.models import VolunteerClassification, VoteSummary
-from labeling.services.trees import tree_get_or_load_shipped
-from labeling.services.votes import classification_create, votes_aggregate
+from labeling.services.votes.aggregation import classification_create, votes_aggregate
+from labeling.services.votes.trees import tree_get_or_load_shipped
 from tests.labeling.factories import make_galaxies
 
 pytestmark = pytest.mark.django_db
