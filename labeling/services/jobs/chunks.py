@@ -23,7 +23,7 @@ from django.utils import timezone
 from django_q.tasks import async_task
 
 from labeling.models import Job, JobChunk
-from labeling.services.jobs.lifecycle import JobCancelled, JobHandedOff, task_cluster
+from labeling.services.jobs.base import JobCancelled, JobHandedOff, task_cluster
 
 
 def chunks_fan_out(*, job: Job, keys: list[int], chunk_size: int) -> None:

@@ -25,24 +25,8 @@ from django.utils import timezone
 from django_q.tasks import async_task
 
 from labeling.models import Dataset, Job
-
-
-class JobConflict(ValueError):
-    """The same job is already queued or running."""
-
-
-class JobCancelled(Exception):
-    """Raised inside a job's work when a person asked to cancel it. (This module stays free of torch, which the web
-    server never needs: the extraction service turns mlcore's own Cancelled into this.)"""
-
-
-class JobHandedOff(Exception):
-    """Raised by a job's work once it has handed the rest to chunks that other workers run (services/jobs/chunks.py):
-    the job stays running, and the chunk that finishes last records how it ended."""
-
-    def __init__(self, chunks: int):
-        super().__init__(f"handed to {chunks} chunks")
-        self.chunks = chunks
+from labeling.services.jobs.base import JobCancelled, JobConflict, JobHandedOff, task_cluster
+from labeling.services.jobs.chunks import chunks_mark_abandoned
 
 
 class JobReporter:
@@ -116,14 +100,6 @@ def job_create(*, kind: str, arguments: dict, dataset: Dataset | None = None, us
         transaction.on_commit(lambda: async_task(f"labeling.tasks.{kind}", job.pk, group=kind,
                                                  cluster=task_cluster(kind)))
     return job
-
-
-def task_cluster(kind: str) -> str | None:
-    """The django-q2 cluster whose workers take jobs of ``kind``: GALAXY_GPU_CLUSTER for the kinds listed in
-    GALAXY_GPU_JOB_KINDS when a GPU cluster is configured, else None (the default cluster)."""
-    if settings.GALAXY_GPU_CLUSTER and kind in settings.GALAXY_GPU_JOB_KINDS:
-        return settings.GALAXY_GPU_CLUSTER
-    return None
 
 
 def job_rerun(*, job: Job, user=None) -> Job:
@@ -218,8 +194,6 @@ def jobs_mark_abandoned() -> int:
                 status=Job.Status.FAILED, finished_at=timezone.now(), message="abandoned: worker gone", error=reason):
             marked += 1
             _version_failed(job, reason)
-    from labeling.services.jobs.chunks import chunks_mark_abandoned
-
     return marked + chunks_mark_abandoned(host=host, stale_before=stale_before, process_exists=_process_exists)
 
 
