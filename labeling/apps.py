@@ -1,3 +1,5 @@
+"""The labeling app's configuration: its name, and the system checks it registers once Django is ready."""
+
 from django.apps import AppConfig
 
 

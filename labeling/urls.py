@@ -1,3 +1,5 @@
+"""The site's URLs: the admin, the REST API (labeling/api/urls.py), the pages (labeling/pages_urls.py), media."""
+
 from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path, re_path
