@@ -67,7 +67,7 @@ def queue_build(*, dataset: Dataset, schema: LabelSchema, experts=None, strategy
     Raises:
         ValueError: for an unknown strategy.
     """
-    from mlcore import query
+    from mlcore.active import query
 
     policy = queue_policy(dataset=dataset)
     requested = strategy or policy.strategy
