@@ -3,6 +3,7 @@ no cycles, mlcore never reaches Django or labeling, and the layers point one way
 services -> models; labeling -> mlcore). docs/architecture.md draws the same arrows."""
 
 import ast
+from graphlib import CycleError, TopologicalSorter
 from pathlib import Path
 
 import pytest
@@ -48,44 +49,13 @@ def import_graph(root: Path, packages=PACKAGES) -> dict[str, set[str]]:
     return {name: imported_modules(name, path, set(files)) - {name} for name, path in files.items()}
 
 
-def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
-    """The strongly connected components of more than one module (Tarjan's algorithm, iterative)."""
-    index, low, on_stack, stack, found, counter = {}, {}, set(), [], [], 0
-    for start in graph:
-        if start in index:
-            continue
-        work = [(start, iter(sorted(graph[start])))]
-        index[start] = low[start] = counter
-        counter += 1
-        stack.append(start)
-        on_stack.add(start)
-        while work:
-            node, children = work[-1]
-            child = next(children, None)
-            if child is not None:
-                if child not in index:
-                    index[child] = low[child] = counter
-                    counter += 1
-                    stack.append(child)
-                    on_stack.add(child)
-                    work.append((child, iter(sorted(graph[child]))))
-                elif child in on_stack:
-                    low[node] = min(low[node], index[child])
-                continue
-            work.pop()
-            if work:
-                low[work[-1][0]] = min(low[work[-1][0]], low[node])
-            if low[node] == index[node]:
-                component = []
-                while True:
-                    member = stack.pop()
-                    on_stack.discard(member)
-                    component.append(member)
-                    if member == node:
-                        break
-                if len(component) > 1:
-                    found.append(sorted(component))
-    return found
+def a_cycle(graph: dict[str, set[str]]) -> set[str]:
+    """The modules of one import cycle (graphlib finds it), or an empty set when there is none."""
+    try:
+        TopologicalSorter(graph).prepare()
+    except CycleError as error:
+        return set(error.args[1])
+    return set()
 
 
 def layer(name: str) -> str:
@@ -106,7 +76,7 @@ def django_imports_in_mlcore(root: Path) -> list[str]:
 
 
 def test_no_module_of_mlcore_or_labeling_imports_in_a_cycle():
-    assert cycles(import_graph(REPO_ROOT)) == []
+    assert a_cycle(import_graph(REPO_ROOT)) == set()
 
 
 def test_mlcore_never_imports_django_or_labeling_not_even_inside_a_function():
@@ -141,25 +111,31 @@ def test_a_cycle_through_an_import_inside_a_function_is_found(tmp_path):
         "mlcore/__init__.py": "",
     })
 
-    assert cycles(import_graph(root)) == [["labeling.services.chunks", "labeling.services.jobs"]]
+    assert a_cycle(import_graph(root)) == {"labeling.services.chunks", "labeling.services.jobs"}
 
 
-def test_a_cycle_through_relative_and_package_imports_is_found(tmp_path):
+def test_a_cycle_through_a_relative_import_is_found(tmp_path):
     root = _package(tmp_path, {
         "labeling/__init__.py": "",
         "mlcore/__init__.py": "",
         "mlcore/votes/__init__.py": "",
         "mlcore/votes/tree.py": "from . import weighting\n",
         "mlcore/votes/weighting.py": "from mlcore.votes.tree import x\n",
+    })
+
+    assert a_cycle(import_graph(root)) == {"mlcore.votes.tree", "mlcore.votes.weighting"}
+
+
+def test_a_cycle_through_a_package_that_gathers_its_modules_names_is_found(tmp_path):
+    root = _package(tmp_path, {
+        "labeling/__init__.py": "",
+        "mlcore/__init__.py": "",
         "mlcore/active/__init__.py": "from .query import choose\n",
         "mlcore/active/query.py": "import mlcore.active.scores\n",
         "mlcore/active/scores.py": "from mlcore.active import choose\n",
     })
 
-    assert sorted(cycles(import_graph(root))) == [
-        ["mlcore.active", "mlcore.active.query", "mlcore.active.scores"],
-        ["mlcore.votes.tree", "mlcore.votes.weighting"],
-    ]
+    assert a_cycle(import_graph(root)) == {"mlcore.active", "mlcore.active.query", "mlcore.active.scores"}
 
 
 def test_django_hidden_in_an_mlcore_function_and_a_backward_arrow_are_found(tmp_path):
