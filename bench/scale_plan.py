@@ -136,8 +136,8 @@ def describe(plan: Plan) -> Plan:
         f"{secs(pca.seconds + plan.stage(f'k-means, k={a.kmeans_k}').seconds)} (PCA and k-means).",
         "Open the dataset to volunteers and experts; queues are built from the features and the votes.",
         "Each retrain cycle: fine-tune on the labels (its cost grows with the labelled galaxies, not with N; see "
-        "the README's retrain figures), then steps 5 and 6 for the new version while the active one keeps serving; "
-        "activation switches over. Keep disk for both versions' features and indexes.",
+        "the retrain figures of docs/benchmarks.md), then steps 5 and 6 for the new version while the active one "
+        "keeps serving; activation switches over. Keep disk for both versions' features and indexes.",
     ]
     pixel = f"{f['pixel_ratio']:.2f}"
     plan.assumptions = [
@@ -160,11 +160,12 @@ def describe(plan: Plan) -> Plan:
         f"(IVF-PQ {', '.join(f'{x:,}' for x in ivf['sizes'])}; HNSW {', '.join(f'{x:,}' for x in hnsw['sizes'])}), "
         f"at least linear; query latency likewise (single size: kept as measured); bytes per vector and recall are "
         f"the largest size's.",
-        f"Clustering: bench/clustering.py writes no results file, so the README's figures are used "
+        f"Clustering: bench/clustering.py writes no results file, so the figures of docs/benchmarks.md are used "
         f"({CLUSTERING_REFERENCE['pca_s']} s PCA and {CLUSTERING_REFERENCE['kmeans_s']} s k-means at "
         f"{CLUSTERING_REFERENCE['n']:,} x {CLUSTERING_REFERENCE['dim']}, k={CLUSTERING_REFERENCE['k']}) scaled "
         f"linearly in N, dimension and k; Lloyd iterations are assumed not to grow with N.",
-        "Times are wall times on the machines named below; a shared host moves them by up to half (README).",
+        "Times are wall times on the machines named below; a shared host moves them by up to half "
+        "(docs/benchmarks.md).",
     ]
     benches = {"extract_cpu": "bench/extract_cost.py", "extract_cuda": "bench/extract_cost.py --device cuda",
                "import": "bench/import_cost.py", "index": "bench/index_scale.py"}

@@ -7,7 +7,7 @@ Scaling rules, each stated again in the plan's assumptions:
   of workers or GPUs (no shared bottleneck assumed: each reads its own share of the files);
 - index build time and query latency follow a power law through the two largest sizes measured (build at least
   linear), memory an affine fit; a single size is scaled linearly (build) or kept (latency);
-- clustering time comes from the README's figures for bench/clustering.py, linear in N and k.
+- clustering time comes from the figures for bench/clustering.py in docs/benchmarks.md, linear in N and k.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ OPTIONAL = {"extract_cost_cuda.json": "bench/extract_cost.py --device cuda (on a
 KEYS = {"extract_cost_cpu.json": "extract_cpu", "extract_cost_cuda.json": "extract_cuda",
         "import_cost.json": "import", "index_scale.json": "index"}
 
-# bench/clustering.py as quoted in the README's "Measured" table (2 cores, 23 Nov 2026): k-means (k=20) of 100k
+# bench/clustering.py as quoted in docs/benchmarks.md (2 cores, 23 Nov 2026): k-means (k=20) of 100k
 # PCA-reduced rows 0.4 s; PCA of 100k x 512 to 50 components 3.5 s (spectral "2.3 s (5.8 s with the PCA)").
 # That bench writes no JSON, so its figures are quoted here; re-running it means updating these three numbers.
 CLUSTERING_REFERENCE = {"n": 100_000, "k": 20, "dim": 512, "pca_s": 3.5, "kmeans_s": 0.4}
@@ -314,10 +314,10 @@ def build_plan(figures: dict, a: Assumptions) -> Plan:
     kmeans_s = ref["kmeans_s"] * n / ref["n"] * a.kmeans_k / ref["k"]
     stages += [
         Stage(f"PCA to {a.pca_components} components", "per retrain cycle", pca_s, None, 3 * n * dim * 4,
-              f"README: {ref['pca_s']} s at {ref['n'] // 1000}k x {ref['dim']}, linear in n and d; memory = 3 "
-              f"float32 copies", "~"),
+              f"docs/benchmarks.md: {ref['pca_s']} s at {ref['n'] // 1000}k x {ref['dim']}, linear in n and d; "
+              f"memory = 3 float32 copies", "~"),
         Stage(f"k-means, k={a.kmeans_k}", "per retrain cycle", kmeans_s, None, n * a.pca_components * 4 * 2,
-              f"README: {ref['kmeans_s']} s at {ref['n'] // 1000}k, k={ref['k']}; linear in n and k", "~"),
+              f"docs/benchmarks.md: {ref['kmeans_s']} s at {ref['n'] // 1000}k, k={ref['k']}; linear in n and k", "~"),
     ]
     return Plan(n=n, stages=stages, assumptions_used=a,
                 figures_used={"cpu": cpu, "gpu": gpu, "cpu_rate": cpu_rate, "gpu_rate": gpu_rate,

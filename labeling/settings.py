@@ -1,4 +1,4 @@
-"""Settings for the galaxy labelling service, read from the environment (see README, "Configuration")."""
+"""Settings for the galaxy labelling service, read from the environment (see docs/configuration.md)."""
 
 import re
 import secrets
@@ -254,8 +254,8 @@ GALAXY_JOB_STALE_SECONDS = env_int("GALAXY_JOB_STALE_SECONDS", 900, minimum=30)
 
 # Torch threads used inside tasks, so that the web server and the worker do not fight over the cores.
 TORCH_THREADS = env_int("TORCH_THREADS", 1, minimum=1)
-# Processes a retrain cycle trains on, one per GPU (torchrun + DistributedDataParallel, see README "Several GPUs");
-# 1 trains in the worker's own process. Set it on a GPU worker to its number of GPUs.
+# Processes a retrain cycle trains on, one per GPU (torchrun + DistributedDataParallel, see docs/commands.md,
+# "Several GPUs"); 1 trains in the worker's own process. Set it on a GPU worker to its number of GPUs.
 GALAXY_TRAIN_PROCESSES = env_int("GALAXY_TRAIN_PROCESSES", 1, minimum=1)
 
 LOGGING = {
