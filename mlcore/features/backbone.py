@@ -108,7 +108,10 @@ def save_backbone(model: torch.nn.Module, path: str | os.PathLike, *, name: str,
         raise ValueError(f"model does not fit the {name} architecture: {problems}")
     checkpoint = {"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, "backbone": name,
                   "feature_dim": BACKBONES[name], "image_size": image_size, "state_dict": state, "extra": extra}
-    destination = Path(path)
+    _write_atomically(checkpoint, Path(path))
+
+
+def _write_atomically(checkpoint: dict, destination: Path) -> None:
     destination.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=destination.parent, prefix=f".{destination.name}.", suffix=".tmp")
     try:
@@ -116,10 +119,33 @@ def save_backbone(model: torch.nn.Module, path: str | os.PathLike, *, name: str,
             torch.save(checkpoint, out)
             out.flush()
             os.fsync(out.fileno())
+        # mkstemp makes the file private (0600); a checkpoint is as readable as any file the user writes.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(temporary, 0o666 & ~umask)
         os.replace(temporary, destination)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+
+
+def halve_checkpoint(path: str | os.PathLike) -> None:
+    """Rewrite a project checkpoint with its floating-point weights in fp16, atomically: half the bytes on disk.
+
+    Loading converts them back to the model's float32 (``load_state_dict`` copies across dtypes); features from the
+    halved weights differ from the float32 ones by about 1e-3 relative, far below any difference between galaxies.
+
+    Raises:
+        WeightsError: not a readable project checkpoint.
+    """
+    path = Path(path)
+    content = _load_file(path)
+    if not _is_checkpoint(content):
+        raise WeightsError(f"{path}: not a {CHECKPOINT_FORMAT} checkpoint")
+    _check_checkpoint(content, path)
+    content["state_dict"] = {key: value.half() if value.is_floating_point() else value
+                             for key, value in content["state_dict"].items()}
+    _write_atomically(content, path)
 
 
 def read_checkpoint(path: str | os.PathLike) -> dict:

@@ -1,11 +1,15 @@
 """Self-supervised pretraining (SimCLR) of a backbone on the galaxies themselves, for when no pretrained weights exist.
 
-Each image is augmented twice (``mlcore.features.augment.TrainAugment``: a random D4 element, a small rotation, a mild
-crop, noise); the backbone and a small projection head learn to map the two views of one galaxy close together and views
-of different galaxies apart (the NT-Xent loss, Chen et al. 2020). Galaxies have no preferred orientation, so turns
-and flips are exactly the changes the features should ignore. The projection head is thrown away afterwards: the
-result is an ordinary backbone checkpoint (``mlcore.features.backbone.save_backbone``), which ``build_backbone(name,
-weights=path)`` loads for feature extraction or further fine-tuning.
+Each image is viewed twice at random (``mlcore.features.views.GalaxyViews``: any rotation, flips, zoom about the
+centre, small shifts, PSF-like blur, brightness/contrast/stretch and per-band jitter, noise; or the older
+``mlcore.features.augment.TrainAugment`` with ``views="d4"``); the backbone and a small projection head learn to map
+the two views of one galaxy close together and views of different galaxies apart (the NT-Xent loss, Chen et al.
+2020). Optionally a second head learns to predict each galaxy's morphology measurements (``targets``, e.g.
+``mlcore.features.morphology``) from either view: label-free supervision by what astronomers already measure, which
+steers the features towards concentration, asymmetry and arms rather than colour and size alone.
+Both heads are thrown away afterwards: the result is an ordinary backbone checkpoint
+(``mlcore.features.backbone.save_backbone``), which ``build_backbone(name, weights=path)`` loads for feature
+extraction or further fine-tuning; its ``extra`` records the crop extraction should use (``crop_fraction``).
 
 Images come in decoded once (``mlcore.features.augment.decode_all``); every epoch only augments tensors. Runs are
 deterministic under ``SSLConfig.seed`` on CPU (on CUDA, up to cuDNN's nondeterministic kernels).
@@ -26,6 +30,7 @@ import torch.nn.functional as F
 from mlcore.features.augment import TrainAugment
 from mlcore.features.backbone import BACKBONES, build_backbone, save_backbone
 from mlcore.features.extraction import pick_device
+from mlcore.features.views import VIEW_CROP, GalaxyViews
 
 
 class PretrainingCancelled(Exception):
@@ -43,7 +48,10 @@ class SSLConfig:
         weight_decay: AdamW's decoupled weight decay.
         temperature: NT-Xent temperature; lower values weigh the hardest negatives more.
         projection_dim: output size of the projection head.
-        image_size: side S of the images; they must come in at this size.
+        image_size: side S of the views the backbone sees (with ``views="d4"`` the images must come in at S).
+        views: "galaxy" (``GalaxyViews``; decode the images with ``crop_fraction=SOURCE_CROP`` at a side of at
+            least S) or "d4" (``TrainAugment``, the images at S).
+        target_weight: weight of the morphology-target loss next to NT-Xent (used when ``targets`` are given).
         seed: seeds the projection head, the backbone's random initialisation, batch order and augmentation.
         threads: CPU threads for torch during the run (restored afterwards); None leaves the caller's setting.
         device: "auto"/None, "cpu" or "cuda[:N]" (``mlcore.features.extraction.pick_device``).
@@ -56,6 +64,8 @@ class SSLConfig:
     temperature: float = 0.2
     projection_dim: int = 128
     image_size: int = 64
+    views: str = "galaxy"
+    target_weight: float = 1.0
     seed: int = 0
     threads: int | None = None
     device: str | None = None
@@ -113,21 +123,26 @@ def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float) -> torch.Ten
 
 
 def pretrain(images: torch.Tensor, *, backbone: str = "resnet18", weights: str | os.PathLike = "random",
-             config: SSLConfig | None = None, progress: Callable[[dict], None] | None = None,
-             should_cancel: Callable[[], bool] | None = None, checkpoint_path: str | os.PathLike) -> SSLResult:
+             config: SSLConfig | None = None, targets: torch.Tensor | None = None,
+             progress: Callable[[dict], None] | None = None, should_cancel: Callable[[], bool] | None = None,
+             checkpoint_path: str | os.PathLike) -> SSLResult:
     """Train ``backbone`` contrastively on ``images`` and write it as an ordinary backbone checkpoint.
 
     Args:
-        images: float (N, 3, S, S) normalised images (``mlcore.features.augment.decode_all``), N >= 2, S =
-        config.image_size. backbone: one of ``mlcore.features.backbone.BACKBONES``.
+        images: float (N, 3, S_in, S_in) normalised images (``mlcore.features.augment.decode_all``), N >= 2;
+            S_in >= config.image_size for galaxy views, S_in = config.image_size for d4 views.
+        backbone: one of ``mlcore.features.backbone.BACKBONES``.
         weights: where to start: "random" (seeded by config.seed), "imagenet" or a weights file.
         config: hyperparameters; default ``SSLConfig()``.
+        targets: optional float (N, K) per-image measurements to predict from every view (standardised here:
+            each column to mean 0 and spread 1, clipped at +-5), weighted by ``config.target_weight``.
         progress: called after every step with {"epoch", "epochs", "batch", "batches" (1-based counts), "loss"
             (that step's), "eta_s" (seconds left, extrapolated), "images_per_s" (so far)}.
         should_cancel: checked before every step; returning True raises ``PretrainingCancelled``.
         checkpoint_path: where to write the checkpoint (atomically; parent folders are created). Its ``extra``
-            holds {"method": "simclr", "config": SSLConfig as a dict, "history", "weights", "images",
-            "seconds"}.
+            holds {"method": "simclr" or "simclr+targets", "config": SSLConfig as a dict, "history", "weights",
+            "images", "seconds", "crop_fraction" (the centred crop extraction should use: ``VIEW_CROP`` for galaxy
+            views, 1.0 for d4 views)}.
 
     Returns:
         An ``SSLResult``.
@@ -140,19 +155,23 @@ def pretrain(images: torch.Tensor, *, backbone: str = "resnet18", weights: str |
     """
     config = SSLConfig() if config is None else config
     _check(images, backbone, config)
+    targets = _standardised(targets, len(images))
     device = pick_device(config.device)
     previous_threads = torch.get_num_threads()
     if config.threads is not None:
         torch.set_num_threads(config.threads)
     try:
-        model, history, seconds = _train(images, backbone, weights, config, device, progress, should_cancel)
+        model, history, seconds = _train(images, targets, backbone, weights, config, device, progress,
+                                         should_cancel)
     finally:
         torch.set_num_threads(previous_threads)
     model = model.cpu().eval()
     images_per_s = len(images) * config.epochs / max(seconds, 1e-9)
     # Plain data only (save_backbone refuses anything torch.load(weights_only=True) could not read back).
     settings = {**asdict(config), "device": None if config.device is None else str(config.device)}
-    extra = {"method": "simclr", "config": settings, "history": history,
+    crop = VIEW_CROP if config.views == "galaxy" else 1.0
+    extra = {"method": "simclr" if targets is None else "simclr+targets", "config": settings,
+             "crop_fraction": crop, "history": history,
              "weights": weights if weights in ("random", "imagenet") else os.fspath(weights),
              "images": len(images), "seconds": seconds}
     path = Path(checkpoint_path)
@@ -177,18 +196,38 @@ def _check(images: torch.Tensor, backbone: str, config: SSLConfig) -> None:
     for name in ("lr", "temperature"):
         if not getattr(config, name) > 0:
             raise ValueError(f"config.{name} must be > 0, got {getattr(config, name)!r}")
+    if config.views not in ("galaxy", "d4"):
+        raise ValueError(f"config.views must be 'galaxy' or 'd4', got {config.views!r}")
+    if not config.target_weight >= 0:
+        raise ValueError(f"config.target_weight must be >= 0, got {config.target_weight!r}")
     if not config.weight_decay >= 0:
         raise ValueError(f"config.weight_decay must be >= 0, got {config.weight_decay!r}")
     if config.threads is not None and (not isinstance(config.threads, int) or config.threads < 1):
         raise ValueError(f"config.threads must be None or a positive int, got {config.threads!r}")
     size = config.image_size
-    if not isinstance(images, torch.Tensor) or images.dim() != 4 or tuple(images.shape[1:]) != (3, size, size) \
-            or not images.is_floating_point():
+    fits = isinstance(images, torch.Tensor) and images.dim() == 4 and images.is_floating_point() \
+        and images.shape[1] == 3 and images.shape[2] == images.shape[3] \
+        and (images.shape[2] == size if config.views == "d4" else images.shape[2] >= size)
+    if not fits:
         shape = tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__
-        raise ValueError(f"images must be a float (N, 3, {size}, {size}) tensor (config.image_size = {size}), "
-                         f"got {shape}")
+        wanted = f"(N, 3, {size}, {size})" if config.views == "d4" else f"(N, 3, S, S) with S >= {size}"
+        raise ValueError(f"images must be a float {wanted} tensor (config.image_size = {size}, views "
+                         f"{config.views!r}), got {shape}")
     if len(images) < 2:
         raise ValueError(f"contrastive pretraining needs at least 2 images, got {len(images)}")
+
+
+def _standardised(targets: torch.Tensor | None, count: int) -> torch.Tensor | None:
+    """Targets as float32 columns of mean 0 and spread 1, clipped at +-5 (one outlier must not rule the loss)."""
+    if targets is None:
+        return None
+    if not isinstance(targets, torch.Tensor) or targets.dim() != 2 or len(targets) != count \
+            or not torch.isfinite(targets).all():
+        shape = tuple(targets.shape) if isinstance(targets, torch.Tensor) else type(targets).__name__
+        raise ValueError(f"targets must be a finite (N, K) tensor with N = {count} images, got {shape}")
+    targets = targets.to(torch.float32)
+    spread = targets.std(dim=0).clamp(min=1e-6)
+    return ((targets - targets.mean(dim=0)) / spread).clamp(-5, 5)
 
 
 def _batches(count: int, batch_size: int, generator: torch.Generator) -> list[torch.Tensor]:
@@ -199,7 +238,7 @@ def _batches(count: int, batch_size: int, generator: torch.Generator) -> list[to
     return parts
 
 
-def _train(images, backbone, weights, config: SSLConfig, device: torch.device, progress, should_cancel):
+def _train(images, targets, backbone, weights, config: SSLConfig, device: torch.device, progress, should_cancel):
     """The training loop; returns (backbone model, per-epoch losses, seconds)."""
     model = build_backbone(backbone, weights, seed=config.seed)
     dim = BACKBONES[backbone]
@@ -207,14 +246,17 @@ def _train(images, backbone, weights, config: SSLConfig, device: torch.device, p
         torch.manual_seed(config.seed)
         projection = torch.nn.Sequential(torch.nn.Linear(dim, dim), torch.nn.ReLU(inplace=True),
                                          torch.nn.Linear(dim, config.projection_dim))
+        regression = None if targets is None else torch.nn.Sequential(
+            torch.nn.Linear(dim, dim), torch.nn.ReLU(inplace=True), torch.nn.Linear(dim, targets.shape[1]))
     model.to(device=device, memory_format=torch.channels_last).train()
     projection.to(device).train()
-    augment = TrainAugment(config.image_size)
+    heads = [projection] if regression is None else [projection, regression.to(device).train()]
+    augment = GalaxyViews(config.image_size) if config.views == "galaxy" else TrainAugment(config.image_size)
     # One CPU generator drives batch order and augmentation, so a run depends on the seed alone, whatever the device;
     # augmenting on the CPU costs little next to the backbone's forward and backward passes.
     generator = torch.Generator().manual_seed(config.seed)
     source = images.detach().to("cpu", torch.float32)
-    parameters = list(model.parameters()) + list(projection.parameters())
+    parameters = list(model.parameters()) + [value for head in heads for value in head.parameters()]
     optimiser = torch.optim.AdamW(parameters, lr=config.lr, weight_decay=config.weight_decay)
     batches_per_epoch = len(_batches(len(source), config.batch_size, torch.Generator().manual_seed(0)))
     total_steps = config.epochs * batches_per_epoch
@@ -231,8 +273,12 @@ def _train(images, backbone, weights, config: SSLConfig, device: torch.device, p
             batch = source[rows]
             views = torch.cat([augment(batch, generator), augment(batch, generator)])
             views = views.to(device, non_blocking=True).contiguous(memory_format=torch.channels_last)
-            projected = projection(model(views))
+            features = model(views)
+            projected = projection(features)
             loss = nt_xent(projected[:len(rows)], projected[len(rows):], config.temperature)
+            if regression is not None:
+                wanted = targets[rows].to(device).repeat(2, 1)
+                loss = loss + config.target_weight * F.mse_loss(regression(features), wanted)
             if not torch.isfinite(loss):
                 raise ValueError(f"the loss became {loss.item()} at epoch {epoch + 1}, step {number}; "
                                  f"try a lower lr than {config.lr:g}")

@@ -1,5 +1,13 @@
-"""Self-supervised pretraining: `python manage.py pretrain --dataset NAME [--backbone resnet18] [--image-size 64]
-[--epochs 10] [--seed 0]`."""
+"""Self-supervised pretraining.
+
+`python manage.py pretrain --dataset NAME [--backbone resnet18] [--image-size 64] [--epochs 10] [--seed 0]` trains
+on a dataset's images and records a model version; `python manage.py pretrain --folder DIR [--folder DIR ...]
+--output FILE [--epochs 40] [--seed 0]` trains the galaxy backbone recipe (mlcore.training.galaxy_backbone) on image
+folders and writes an fp16 checkpoint file with a manifest of the images beside it: how the shipped
+``--weights galaxy`` file was made (see its model card).
+"""
+
+import time
 
 from django.core.management.base import BaseCommand, CommandError
 
@@ -11,22 +19,34 @@ from labeling.services.learning.pretrain import pretrain_start
 
 
 class Command(BaseCommand):
-    help = ("Train a backbone on every image of the dataset without labels (contrastive, with flip and rotation "
-            "views); the result is a model version to extract features with or to fine-tune from (retrain "
-            "--weights VERSION).")
+    help = ("Train a backbone on images without labels (contrastive, with galaxy views): on a dataset's images "
+            "(--dataset, the result is a model version to extract features with or to fine-tune from: retrain "
+            "--weights VERSION), or on image folders (--folder ... --output FILE, the galaxy backbone recipe).")
 
     def add_arguments(self, parser):
-        parser.add_argument("--dataset", required=True, help="the dataset's name")
+        parser.add_argument("--dataset", help="the dataset's name")
+        parser.add_argument("--folder", action="append", default=[],
+                            help="an image folder (repeatable); with --output, instead of --dataset")
+        parser.add_argument("--output", help="checkpoint file to write (with --folder)")
         parser.add_argument("--backbone", default="resnet18", choices=ModelVersion.Backbone.values)
         parser.add_argument("--image-size", type=int, default=64)
-        parser.add_argument("--epochs", type=int, default=10)
+        parser.add_argument("--epochs", type=int, help="passes over the images (default 10, or 40 with --folder)")
         parser.add_argument("--seed", type=int, default=0)
+        parser.add_argument("--no-morphology-targets", action="store_true",
+                            help="with --folder: views only, no morphology measurements to predict")
+        parser.add_argument("--device", default="auto", help="with --folder: auto, cpu or cuda[:N]")
 
     def handle(self, *args, **options):
+        if options["folder"]:
+            return self._from_folders(options)
+        if options["output"]:
+            raise CommandError("--output goes with --folder")
+        if not options["dataset"]:
+            raise CommandError("give --dataset NAME, or --folder DIR ... --output FILE")
         dataset = dataset_named(options["dataset"])
         try:
             job = pretrain_start(dataset=dataset, backbone=options["backbone"], image_size=options["image_size"],
-                                 epochs=options["epochs"], seed=options["seed"], enqueue=False)
+                                 epochs=options["epochs"] or 10, seed=options["seed"], enqueue=False)
         except (JobConflict, ValueError) as exc:
             raise CommandError(str(exc)) from None
         job, seconds = run_here(tasks.pretrain, job, unit="%")
@@ -36,3 +56,30 @@ class Command(BaseCommand):
             f"model version #{version.pk} {version.name!r}: {job.result['images']} images, {len(history)} epochs, "
             f"contrastive loss {history[0]['loss']:.3f} -> {history[-1]['loss']:.3f} in {seconds:.0f} s; fine-tune "
             f"from it with: manage.py retrain --dataset {dataset.name!r} --weights {version.pk}"))
+
+    def _from_folders(self, options):
+        from mlcore.training.galaxy_backbone import BackboneRecipe, make_galaxy_backbone
+
+        if options["dataset"] or not options["output"] or options["backbone"] != "resnet18":
+            raise CommandError("--folder takes --output FILE and no --dataset; the recipe trains a resnet18")
+        recipe = BackboneRecipe(epochs=options["epochs"] or BackboneRecipe.epochs, image_size=options["image_size"],
+                                seed=options["seed"], targets=not options["no_morphology_targets"],
+                                device=options["device"])
+        last = [0.0]
+
+        def progress(step: dict) -> None:
+            if step["batch"] == step["batches"] or time.monotonic() - last[0] > 60:
+                last[0] = time.monotonic()
+                self.stdout.write(f"epoch {step['epoch']}/{step['epochs']} step {step['batch']}/{step['batches']}: "
+                                  f"loss {step['loss']:.3f}, {step['images_per_s']:.0f} images/s, "
+                                  f"{step['eta_s']:.0f} s left")
+                self.stdout.flush()
+
+        try:
+            result = make_galaxy_backbone(options["folder"], options["output"], recipe=recipe, progress=progress,
+                                          log=self.stdout.write)
+        except ValueError as exc:
+            raise CommandError(str(exc)) from None
+        self.stdout.write(self.style.SUCCESS(
+            f"wrote {result.checkpoint}: loss {result.history[0]:.3f} -> {result.history[-1]:.3f} in "
+            f"{result.seconds:.0f} s on {result.device}"))
