@@ -34,6 +34,12 @@ VIEW_CROP = 0.5
 _BLUR_TAPS = 7
 
 
+def source_size(image_size: int) -> int:
+    """The side to decode a cutout's central ``SOURCE_CROP`` at, so that views of ``image_size`` pixels showing
+    ``VIEW_CROP`` of the cutout need no upsampling (96 for 64 px views)."""
+    return int(math.ceil(image_size * SOURCE_CROP / VIEW_CROP))
+
+
 class GalaxyViews:
     """Random galaxy views of a normalised batch (B, 3, S_in, S_in) at ``image_size`` (module docstring).
 

@@ -151,6 +151,46 @@ def test_a_failing_write_names_the_path_and_leaves_no_partial_file(tmp_path, mon
 
 def test_it_rejects_images_of_another_size_than_the_config_says(tmp_path):
     with pytest.raises(ValueError, match=r"\(N, 3, 64, 64\)"):
+        pretrain(synthetic_galaxies(), config=SSLConfig(image_size=64, views="d4"), checkpoint_path=tmp_path / "x.pt")
+    # Galaxy views zoom into larger sources: smaller ones are refused.
+    with pytest.raises(ValueError, match=r"S >= 64"):
         pretrain(synthetic_galaxies(), config=SSLConfig(image_size=64), checkpoint_path=tmp_path / "x.pt")
+
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_galaxy_views_record_the_crop_extraction_should_use_and_d4_views_the_whole_cutout(pretrained, tmp_path):
+    result, _ = pretrained
+    config = SSLConfig(**{**TINY.__dict__, "epochs": 1, "views": "d4"})
+
+    d4 = pretrain(synthetic_galaxies(), config=config, checkpoint_path=tmp_path / "d4.pt")
+
+    assert read_checkpoint(result.checkpoint)["extra"]["crop_fraction"] == 0.5
+    assert read_checkpoint(d4.checkpoint)["extra"]["crop_fraction"] == 1.0
+    assert read_checkpoint(d4.checkpoint)["extra"]["config"]["views"] == "d4"
+
+
+def test_morphology_targets_add_a_regression_that_the_run_learns(tmp_path):
+    images = synthetic_galaxies()
+    # A target the images really carry: each galaxy's mean brightness, and a second, noisier one.
+    brightness = images.mean(dim=(1, 2, 3))
+    targets = torch.stack([brightness, brightness + 0.1 * torch.randn(len(images))], dim=1)
+    config = SSLConfig(**{**TINY.__dict__, "epochs": 3})
+
+    with_targets = pretrain(images, config=config, targets=targets, checkpoint_path=tmp_path / "t.pt")
+    without = pretrain(images, config=config, checkpoint_path=tmp_path / "n.pt")
+
+    extra = read_checkpoint(with_targets.checkpoint)["extra"]
+    assert extra["method"] == "simclr+targets"
+    assert read_checkpoint(without.checkpoint)["extra"]["method"] == "simclr"
+    # The target loss is added to NT-Xent: the combined loss starts higher and the runs differ.
+    assert with_targets.history[0] > without.history[0]
+    assert with_targets.history[-1] < with_targets.history[0]
+
+
+@pytest.mark.parametrize("targets", [torch.zeros(15, 2), torch.zeros(16), torch.full((16, 2), float("nan"))])
+def test_targets_of_the_wrong_shape_or_not_finite_are_refused(targets, tmp_path):
+    with pytest.raises(ValueError, match="targets must be a finite"):
+        pretrain(synthetic_galaxies(), config=TINY, targets=targets, checkpoint_path=tmp_path / "x.pt")
 
     assert list(tmp_path.iterdir()) == []
