@@ -3,8 +3,10 @@
 A backbone maps a normalised image batch (B, 3, S, S) to pooled features (B, d), d = ``BACKBONES[name]``: it is the
 torchvision ResNet with ``fc`` replaced by ``torch.nn.Identity()``.
 
-Weights come from one of three places:
+Weights come from one of four places:
 
+- ``"galaxy"``: the galaxy backbone this project ships (``GALAXY_WEIGHTS``, a ResNet-18 pretrained on real SDSS and
+  DECaLS galaxies; its model card lies beside it), the default wherever features are made.
 - ``"random"``: torchvision's own initialisation, reproducible under ``seed``.
 - ``"imagenet"``: torchvision's IMAGENET1K_V1 file, from torch's hub cache, else downloaded with short timeouts.
   Offline this fails within seconds with ``WeightsUnavailable`` saying which file to fetch and where to put it.
@@ -12,6 +14,9 @@ Weights come from one of three places:
 
       {"format": "galaxy-labeling/backbone", "version": 1, "backbone": "resnet18", "feature_dim": 512,
        "image_size": 224, "state_dict": {...}, "extra": {...}}
+
+  ``extra["crop_fraction"]``, when present, is the centred crop (a fraction of the cutout's side) the weights were
+  trained on; ``input_crop`` reads it so that extraction shows the network what it learnt from.
 
 Files are read with ``torch.load(weights_only=True)``, so a weights file cannot run code.
 """
@@ -30,6 +35,9 @@ import torch
 import torchvision
 
 BACKBONES: dict[str, int] = {"resnet18": 512, "resnet34": 512, "resnet50": 2048}
+GALAXY = "galaxy"
+GALAXY_BACKBONE = "resnet18"
+GALAXY_WEIGHTS = Path(__file__).resolve().parents[1] / "weights" / "galaxy-resnet18.pt"
 
 CHECKPOINT_FORMAT = "galaxy-labeling/backbone"
 CHECKPOINT_VERSION = 1
@@ -55,8 +63,8 @@ def build_backbone(name: str, weights: str | os.PathLike = "random", *, seed: in
 
     Args:
         name: one of ``BACKBONES``.
-        weights: ``"random"``, ``"imagenet"``, or the path of a weights file (plain torchvision state_dict or this
-            project's checkpoint, see the module docstring).
+        weights: ``"galaxy"``, ``"random"``, ``"imagenet"``, or the path of a weights file (plain torchvision
+            state_dict or this project's checkpoint, see the module docstring).
         seed: makes ``"random"`` initialisation reproducible; the global torch RNG is left as it was.
 
     Returns:
@@ -68,6 +76,7 @@ def build_backbone(name: str, weights: str | os.PathLike = "random", *, seed: in
         WeightsUnavailable: ``"imagenet"`` offline with nothing in the hub cache.
     """
     _check_name(name)
+    weights = resolve_weights(name, weights)
     with torch.random.fork_rng(devices=[]):
         if seed is not None:
             torch.manual_seed(seed)
@@ -77,6 +86,44 @@ def build_backbone(name: str, weights: str | os.PathLike = "random", *, seed: in
         path = imagenet_weights_file(name) if weights == "imagenet" else Path(weights)
         _load_into(model, _state_dict_for(name, _load_file(path), path), path)
     return model.eval()
+
+
+def resolve_weights(name: str, weights: str | os.PathLike) -> str | os.PathLike:
+    """``weights`` with ``"galaxy"`` replaced by the shipped file's path; anything else unchanged.
+
+    Raises:
+        WeightsError: ``"galaxy"`` for another architecture than ResNet-18, or the shipped file is missing.
+    """
+    if weights != GALAXY:
+        return weights
+    if name != GALAXY_BACKBONE:
+        raise WeightsError(f"the galaxy weights are a {GALAXY_BACKBONE}, not a {name}; use --backbone "
+                           f"{GALAXY_BACKBONE}, or random or a weights file for {name}")
+    if not GALAXY_WEIGHTS.is_file():
+        raise WeightsError(f"the galaxy backbone {GALAXY_WEIGHTS} is missing from this installation; its model card "
+                           "beside it says how to make it again (manage.py pretrain --folder ...)")
+    return os.fspath(GALAXY_WEIGHTS)
+
+
+def input_crop(weights: str | os.PathLike) -> float:
+    """The centred crop, as a fraction of a cutout's side, that images should get before going to these weights.
+
+    1.0 (the whole cutout) for random and ImageNet weights and for files that do not say; a project checkpoint's
+    ``extra["crop_fraction"]`` otherwise (the galaxy backbone learnt from the central half of each cutout).
+
+    Raises:
+        WeightsError: an unreadable weights file.
+    """
+    if weights in ("random", "imagenet"):
+        return 1.0
+    path = Path(resolve_weights(GALAXY_BACKBONE, weights)) if weights == GALAXY else Path(weights)
+    content = _load_file(path)
+    if not _is_checkpoint(content):
+        return 1.0
+    crop = content.get("extra", {}).get("crop_fraction", 1.0)
+    if isinstance(crop, bool) or not isinstance(crop, int | float) or not 0 < crop <= 1:
+        raise WeightsError(f"{path}: bad crop_fraction {crop!r} in the checkpoint's extra")
+    return float(crop)
 
 
 def save_backbone(model: torch.nn.Module, path: str | os.PathLike, *, name: str, image_size: int,

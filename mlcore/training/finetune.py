@@ -86,6 +86,8 @@ class TrainConfig:
         threads: ``torch.set_num_threads`` for the run (restored afterwards); None keeps the current setting.
         device: "cpu", "cuda[:N]", or None / "auto" for CUDA when available (``pick_device``).
         augment: apply ``TrainAugment`` (D4, small rotation, mild crop, noise) to every batch.
+        crop_fraction: the centred crop the images were decoded with (recorded in the checkpoint's extra, so that
+            extraction with the trained weights crops the same way; see ``mlcore.features.backbone.input_crop``).
 
     Raises:
         ValueError: naming the field, for a value out of range.
@@ -103,6 +105,7 @@ class TrainConfig:
     threads: int | None = None
     device: str | None = None
     augment: bool = True
+    crop_fraction: float = 1.0
 
     def __post_init__(self):
         for name in ("epochs", "batch_size", "image_size"):
@@ -116,6 +119,8 @@ class TrainConfig:
         for name in ("weight_decay", "soft_vote_weight", "pseudo_weight"):
             if not getattr(self, name) >= 0:
                 raise ValueError(f"TrainConfig.{name} must be >= 0, got {getattr(self, name)!r}")
+        if isinstance(self.crop_fraction, bool) or not 0 < self.crop_fraction <= 1:
+            raise ValueError(f"TrainConfig.crop_fraction must be in (0, 1], got {self.crop_fraction!r}")
         self.device = None if self.device is None else str(self.device)
 
 
@@ -189,7 +194,7 @@ def train(data: TrainData, *, backbone: str = "resnet18", weights: str = "random
     # the same path would race.
     if checkpoint_path is not None and ranks.is_main:
         extra = {"classes": list(data.classes), "history": history, "config": dataclasses.asdict(config),
-                 "initial_weights": str(weights),
+                 "initial_weights": str(weights), "crop_fraction": float(config.crop_fraction),
                  "trained_on": {"images": len(data.hard), "labelled": int(data.has_label.sum()),
                                 "with_votes": int(data.has_votes.sum())}}
         checkpoint, heads = save_model(model, checkpoint_path, image_size=config.image_size, extra=extra)

@@ -73,13 +73,20 @@ def list_images(folders: Sequence[str | os.PathLike]) -> list[tuple[Path, Path]]
 
 
 def write_manifest(images: Sequence[tuple[Path, Path]], path: str | os.PathLike) -> None:
-    """CSV of folder name, path inside it, bytes and sha256 of every image that went into a backbone."""
+    """CSV of folder, path inside it, bytes and sha256 of every image that went into a backbone.
+
+    A folder is named by its path below the folders' common parent (``kaggle_gz2_dev/images`` for
+    ``.../data/kaggle_gz2_dev/images`` among other ``.../data/*`` folders), or by its own name when alone.
+    """
+    folders = sorted({folder for folder, _ in images})
+    common = Path(os.path.commonpath(folders)) if folders else Path()
+    names = {folder: folder.relative_to(common).as_posix() if folder != common else folder.name for folder in folders}
     with open(path, "w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["folder", "file", "bytes", "sha256"])
         for folder, image in images:
             data = image.read_bytes()
-            writer.writerow([folder.name, image.relative_to(folder).as_posix(), len(data),
+            writer.writerow([names[folder], image.relative_to(folder).as_posix(), len(data),
                              hashlib.sha256(data).hexdigest()])
 
 
