@@ -42,9 +42,9 @@ def _needs_features(start):
     return with_features
 
 
-@admin.action(description="Extract features (ResNet-18, random weights, 224 px)")
+@admin.action(description="Extract features (the galaxy backbone, ResNet-18 at 64 px)")
 def extract_features_default(modeladmin, request, queryset):
-    version = model_version_get_or_create(backbone="resnet18", weights="random", image_size=224, user=request.user)
+    version = model_version_get_or_create(backbone="resnet18", weights="galaxy", user=request.user)
     _for_each_dataset(modeladmin, request, queryset, lambda dataset: extraction_start(
         dataset=dataset, model_version=version, user=request.user))
 

@@ -20,10 +20,13 @@ class ExtractFeaturesForm(forms.Form):
     dataset = forms.ModelChoiceField(Dataset.objects.filter(galaxies__image__gt="").distinct().order_by("name"),
                                      help_text="Only datasets with images.")
     backbone = forms.ChoiceField(choices=ModelVersion.Backbone.choices, initial=ModelVersion.Backbone.RESNET18)
-    weights = forms.ChoiceField(choices=[("random", "random initialisation (seeded)"),
+    weights = forms.ChoiceField(choices=[("galaxy", "galaxy backbone (ResNet-18 trained on real galaxies, 64 px)"),
+                                         ("random", "random initialisation (seeded)"),
                                          ("imagenet", "ImageNet (only if already in torch's cache: no downloads)")],
-                                initial="random")
-    image_size = forms.IntegerField(min_value=32, max_value=424, initial=224, help_text="Pixels per side.")
+                                initial="galaxy")
+    image_size = forms.IntegerField(min_value=32, max_value=424, required=False,
+                                    help_text="Pixels per side; empty: the size the weights were trained at (64 for "
+                                              "the galaxy backbone), else 224.")
     seed = forms.IntegerField(initial=0, help_text="Seed of the random weights.")
     rotation_invariant = forms.BooleanField(required=False, help_text="Average over the 8 flips and quarter turns "
                                                                       "(8 times slower).")
@@ -101,7 +104,8 @@ class RetrainForm(forms.Form):
     base = TrainableVersionField(
         ModelVersion.objects.filter(status__in=[ModelVersion.Status.READY, ModelVersion.Status.ACTIVE]).order_by(
             "-created_at", "-pk"), required=False, label="Start from", empty_label="random initialisation (seeded)")
-    image_size = forms.IntegerField(min_value=32, max_value=424, initial=96, help_text="Pixels per side.")
+    image_size = forms.IntegerField(min_value=32, max_value=424, required=False,
+                                    help_text="Pixels per side; empty: the starting version's own, or 96.")
     epochs = forms.IntegerField(min_value=1, max_value=500, initial=5)
     lr = forms.FloatField(label="Learning rate", initial=1e-3, widget=forms.NumberInput(attrs={"step": "any"}))
     pseudo_threshold = forms.FloatField(

@@ -1,5 +1,5 @@
 """Extract ResNet features of a dataset's galaxy images: `python manage.py extract_features --dataset NAME
-[--backbone resnet18] [--weights random|imagenet|PATH] [--image-size 224]`. Galaxies that already have features
+[--backbone resnet18] [--weights galaxy|random|imagenet|PATH] [--image-size S]`. Galaxies that already have features
 under the same model are skipped, so a run that was stopped continues where it was."""
 
 import os
@@ -20,10 +20,11 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--dataset", required=True, help="the dataset's name")
         parser.add_argument("--backbone", default="resnet18", choices=ModelVersion.Backbone.values)
-        parser.add_argument("--weights", default="random",
-                            help="random, imagenet (needs a download, or torch's cache), or a weights file")
-        parser.add_argument("--image-size", type=int, help="pixels per side, 32-424 (default 224, or the "
-                                                           "checkpoint's own)")
+        parser.add_argument("--weights", default="galaxy",
+                            help="galaxy (the shipped galaxy backbone, the default), random, imagenet (needs a "
+                                 "download, or torch's cache), or a weights file")
+        parser.add_argument("--image-size", type=int, help="pixels per side, 32-424 (default: the checkpoint's "
+                                                           "own, 64 for galaxy; 224 for random and imagenet)")
         parser.add_argument("--seed", type=int, default=0, help="seed of random weights")
         parser.add_argument("--rotation-invariant", action="store_true",
                             help="average each feature over the 8 flips and quarter turns of the image")

@@ -1,5 +1,5 @@
 """One retrain cycle: `python manage.py retrain --dataset NAME [--schema NAME] [--backbone resnet18]
-[--weights random|PATH|VERSION] [--image-size 96] [--epochs 5] [--pseudo-threshold 0.95] [--soft-vote-weight 0.3]
+[--weights galaxy|random|PATH|VERSION] [--image-size S] [--epochs 5] [--pseudo-threshold 0.95] [--soft-vote-weight 0.3]
 [--seed 0]`."""
 
 from django.core.management.base import BaseCommand, CommandError
@@ -40,9 +40,11 @@ class Command(BaseCommand):
         parser.add_argument("--dataset", required=True, help="the dataset's name")
         parser.add_argument("--schema", help="the label schema (default: the one with the most expert labels)")
         parser.add_argument("--backbone", default="resnet18", choices=ModelVersion.Backbone.values)
-        parser.add_argument("--weights", default="random",
-                            help="random, a weights file, or a model version (id, name or 'active') to start from")
-        parser.add_argument("--image-size", type=int, default=96)
+        parser.add_argument("--weights", default="galaxy",
+                            help="galaxy (the shipped galaxy backbone, the default), random, a weights file, or a "
+                                 "model version (id, name or 'active') to start from")
+        parser.add_argument("--image-size", type=int,
+                            help="pixels per side (default: the starting version's own, 64 for galaxy; 96 from random)")
         parser.add_argument("--epochs", type=int, default=5)
         parser.add_argument("--lr", type=float, default=1e-3, help="learning rate")
         parser.add_argument("--pseudo-threshold", type=float, default=0.95,

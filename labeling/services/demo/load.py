@@ -186,7 +186,7 @@ def _analyse(dataset: Dataset, k: int, report: DemoReport) -> None:
     """Features, index, clusters and map for one dataset, each only when missing (safe to run again)."""
     from labeling import tasks
 
-    version = model_version_get_or_create(backbone="resnet18", weights="random", image_size=224, seed=0)
+    version = model_version_get_or_create(backbone="resnet18", weights="galaxy")
     feature_set = FeatureSet.objects.filter(dataset=dataset, model_version=version, rotation_invariant=False).first()
     with_images = dataset.galaxies.exclude(image="").count()
     if feature_set is None or feature_set.count + len(feature_set.failed) < with_images:

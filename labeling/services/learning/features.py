@@ -57,7 +57,7 @@ def features_extract(*, dataset: Dataset, model_version: ModelVersion, rotation_
     """
     import torch
 
-    from mlcore.features.backbone import build_backbone
+    from mlcore.features.backbone import build_backbone, input_crop
     from mlcore.features.extraction import Cancelled, extract
     from mlcore.features.images import ImageFiles, make_loader, make_transform
     from mlcore.features.store import FeatureStore
@@ -72,7 +72,7 @@ def features_extract(*, dataset: Dataset, model_version: ModelVersion, rotation_
     model = build_backbone(model_version.backbone, model_version.weights_argument, seed=model_version.seed)
     storage = Galaxy._meta.get_field("image").storage
     files = ImageFiles([storage.path(name) for _, name in todo], [pk for pk, _ in todo],
-                       make_transform(model_version.image_size))
+                       make_transform(model_version.image_size, input_crop(model_version.weights_argument)))
     loader_options = {"batch_size": batch_size} | ({"num_workers": num_workers} if num_workers is not None else {})
     added = 0
 

@@ -12,6 +12,7 @@ from django.db import transaction
 from labeling.models import ModelVersion
 
 IMAGE_SIZES = range(32, 425)
+GALAXY = "galaxy"  # the weights name of the shipped galaxy backbone (mlcore.features.backbone.GALAXY_WEIGHTS)
 
 
 class ModelVersionError(ValueError):
@@ -31,6 +32,15 @@ def unique_version_name(name: str) -> str:
     """``name``, or ``name (N)`` when a version already has it (model version names are unique)."""
     taken = set(ModelVersion.objects.filter(name__startswith=name).values_list("name", flat=True))
     return name if name not in taken else f"{name} ({len(taken) + 1})"
+
+
+def _galaxy_weights_file(backbone: str) -> str:
+    from mlcore.features.backbone import WeightsError, resolve_weights
+
+    try:
+        return str(resolve_weights(backbone, GALAXY))
+    except WeightsError as exc:
+        raise ModelVersionError(str(exc)) from None
 
 
 def _checked_weights_file(path: Path, backbone: str) -> dict:
@@ -53,14 +63,14 @@ def _checked_weights_file(path: Path, backbone: str) -> dict:
 
 
 @transaction.atomic
-def model_version_get_or_create(*, backbone: str = "resnet18", weights: str = "random", image_size: int | None = None,
+def model_version_get_or_create(*, backbone: str = "resnet18", weights: str = "galaxy", image_size: int | None = None,
                                 seed: int = 0, user=None) -> ModelVersion:
     """The model version for these settings, made when missing.
 
     Args:
         backbone: resnet18, resnet34 or resnet50.
-        weights: "random", "imagenet", or the path of a weights file (this project's checkpoint or a torchvision
-            state_dict).
+        weights: "galaxy" (the shipped galaxy backbone, a ResNet-18 checkpoint file), "random", "imagenet", or the
+            path of a weights file (this project's checkpoint or a torchvision state_dict).
         image_size: pixels per side the images are resized to, 32-424; default 224, or the checkpoint's own size.
         seed: the seed of a random initialisation.
 
@@ -70,6 +80,9 @@ def model_version_get_or_create(*, backbone: str = "resnet18", weights: str = "r
     if backbone not in ModelVersion.Backbone.values:
         raise ModelVersionError(f"unknown backbone {backbone!r}; one of {', '.join(ModelVersion.Backbone.values)}")
     checkpoint, digest, kind = "", "", weights
+    shipped = weights == GALAXY
+    if shipped:
+        weights = _galaxy_weights_file(backbone)
     if weights not in (ModelVersion.Weights.RANDOM, ModelVersion.Weights.IMAGENET):
         path = Path(weights).expanduser().resolve()
         if not path.is_file():
@@ -86,8 +99,8 @@ def model_version_get_or_create(*, backbone: str = "resnet18", weights: str = "r
                                         checkpoint_sha256=digest, seed=seed, image_size=image_size).first()
     if found is not None:
         return found
-    label = {"random": f"random seed {seed}", "imagenet": "ImageNet"}.get(kind) or f"{Path(checkpoint).name} " \
-                                                                                   f"{digest[:8]}"
+    label = {"random": f"random seed {seed}", "imagenet": "ImageNet"}.get(kind) or \
+        (f"galaxy backbone {digest[:8]}" if shipped else f"{Path(checkpoint).name} {digest[:8]}")
     # The same file name with other contents gets a numbered name.
     name = unique_version_name(f"{backbone} · {label} · {image_size} px")
     return ModelVersion.objects.create(name=name, backbone=backbone, weights=kind, checkpoint=checkpoint,

@@ -1,6 +1,7 @@
-"""Self-supervised pretraining on every image of a dataset (mlcore.training.pretrain, SimCLR with flip and rotation
-views), for when no pretrained weights exist: the result is a ModelVersion like any other, ready to extract features
-with or to fine-tune from in a retrain cycle."""
+"""Self-supervised pretraining on every image of a dataset (mlcore.training.pretrain: SimCLR with galaxy views and
+the morphology measurements as label-free targets, the recipe of the shipped galaxy backbone), for a survey unlike
+the ones that backbone learnt from: the result is a ModelVersion like any other, ready to extract features with or
+to fine-tune from in a retrain cycle."""
 
 from django.conf import settings
 
@@ -38,6 +39,8 @@ def pretrain_start(*, dataset: Dataset, backbone: str = "resnet18", image_size: 
 def pretrain_run(*, job: Job, reporter: JobReporter) -> dict:
     """The work of a pretrain job; the version ends ready, or failed with the reason."""
     from mlcore.features.augment import decode_all
+    from mlcore.features.views import SOURCE_CROP, source_size
+    from mlcore.training.galaxy_backbone import morphology_targets
     from mlcore.training.pretrain import PretrainingCancelled, SSLConfig, pretrain
 
     version = ModelVersion.objects.select_related("trained_on").get(pk=job.arguments["model_version"])
@@ -45,7 +48,13 @@ def pretrain_run(*, job: Job, reporter: JobReporter) -> dict:
     try:
         paths = list(image_paths(version.trained_on).values())
         reporter.progress(0, 100, f"decoding {len(paths)} images")
-        images, failed = decode_all(paths, version.image_size)
+        images, failed = decode_all(paths, source_size(version.image_size), crop_fraction=SOURCE_CROP)
+        bad = {index for index, _ in failed}
+        if bad:  # unreadable files would only teach the network what a blank image looks like
+            keep = [index for index in range(len(paths)) if index not in bad]
+            images, paths = images[keep], [paths[index] for index in keep]
+        reporter.progress(2, 100, f"measuring the morphology of {len(paths)} images")
+        targets = morphology_targets(paths)
 
         def progress(step: dict) -> None:
             done = (step["epoch"] - 1) * step["batches"] + step["batch"]
@@ -56,7 +65,7 @@ def pretrain_run(*, job: Job, reporter: JobReporter) -> dict:
         config = SSLConfig(epochs=version.hyperparameters["epochs"], image_size=version.image_size,
                            seed=version.seed, threads=settings.TORCH_THREADS)
         try:
-            result = pretrain(images, backbone=version.backbone, config=config, progress=progress,
+            result = pretrain(images, backbone=version.backbone, config=config, targets=targets, progress=progress,
                               should_cancel=reporter.cancel_requested,
                               checkpoint_path=versions_dir() / f"version-{version.pk}" / "backbone.pt")
         except PretrainingCancelled:
@@ -71,6 +80,6 @@ def pretrain_run(*, job: Job, reporter: JobReporter) -> dict:
         metrics={"history": [{"epoch": i + 1, "loss": loss} for i, loss in enumerate(result.history)],
                  "seconds": round(result.seconds, 1), "images_per_s": round(result.images_per_s, 1),
                  "device": str(result.device)},
-        training={"images": len(paths) - len(failed), "unreadable": len(failed)})
+        training={"images": len(paths), "unreadable": len(failed)})
     return {"model_version": version.pk, "loss": result.history[-1] if result.history else None,
-            "images": len(paths) - len(failed)}
+            "images": len(paths)}

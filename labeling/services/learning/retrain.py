@@ -35,13 +35,14 @@ def versions_dir() -> Path:
 
 
 def retrain_start(*, dataset: Dataset, schema: LabelSchema | None = None, backbone: str = "resnet18",
-                  base: ModelVersion | None = None, image_size: int = 96, epochs: int = 5, lr: float = 1e-3,
+                  base: ModelVersion | None = None, image_size: int | None = None, epochs: int = 5, lr: float = 1e-3,
                   pseudo_threshold: float = 0.95, soft_vote_weight: float = 0.3, seed: int = 0, user=None,
                   enqueue: bool = True) -> Job:
     """Queue a retrain cycle: a new ModelVersion (status queued) and the job that trains it.
 
     Args:
         base: the version whose weights training starts from; None for a seeded random initialisation.
+        image_size: pixels per side; default the base's own, or 96 from random initialisation.
 
     Raises:
         JobConflict: when a cycle of this dataset is already queued or running (one at a time per dataset).
@@ -53,6 +54,7 @@ def retrain_start(*, dataset: Dataset, schema: LabelSchema | None = None, backbo
     if running is not None:
         raise JobConflict(f"a retrain cycle of {dataset.name!r} is already {running.status} (job #{running.pk}); "
                           "one cycle at a time per dataset")
+    image_size = image_size or (base.image_size if base is not None else 96)
     if not 32 <= image_size <= 424 or not 1 <= epochs <= 500 or not 0 < lr < 1 or not 0.5 <= pseudo_threshold <= 1 \
             or not 0 <= soft_vote_weight <= 10:
         raise ValueError("image size 32-424, epochs 1-500, learning rate in (0, 1), pseudo-label threshold 0.5-1, "
@@ -97,20 +99,23 @@ def _train_and_evaluate(version: ModelVersion, job: Job, reporter: JobReporter) 
     from labeling.services.jobs.lifecycle import JobCancelled
     from labeling.services.learning.retrain_eval import evaluate_cycle
     from mlcore.features.augment import decode_all
+    from mlcore.features.backbone import input_crop
     from mlcore.training.finetune import TrainConfig, TrainData, TrainingCancelled, train
     from mlcore.training.galaxy_model import predict
 
     hp = version.hyperparameters
+    base = ModelVersion.objects.filter(pk=job.arguments.get("base")).first()
+    # Images are cropped as the starting weights learnt them (the galaxy backbone: the central half of a cutout).
+    crop = input_crop(base.weights_argument) if base else 1.0
     config = TrainConfig(epochs=hp["epochs"], lr=hp["lr"], image_size=version.image_size,
                          soft_vote_weight=hp["soft_vote_weight"], seed=version.seed,
-                         threads=settings.TORCH_THREADS, batch_size=hp.get("batch_size", 32))
+                         threads=settings.TORCH_THREADS, batch_size=hp.get("batch_size", 32), crop_fraction=crop)
     reporter.progress(0, 100, "reading labels, votes and pseudo-labels")
     data: CycleData = cycle_data(dataset=version.trained_on, schema=version.schema,
                                  pseudo_threshold=hp["pseudo_threshold"], pseudo_weight=config.pseudo_weight)
     reporter.progress(2, 100, f"decoding {len(data.train_paths) + len(data.test_paths)} images")
-    train_images, _ = decode_all(data.train_paths, version.image_size)
-    test_images, _ = decode_all(data.test_paths, version.image_size)
-    base = ModelVersion.objects.filter(pk=job.arguments.get("base")).first()
+    train_images, _ = decode_all(data.train_paths, version.image_size, crop_fraction=crop)
+    test_images, _ = decode_all(data.test_paths, version.image_size, crop_fraction=crop)
     checkpoint = versions_dir() / f"version-{version.pk}" / "backbone.pt"
 
     def progress(step: dict) -> None:

@@ -93,6 +93,36 @@ def test_a_saved_checkpoint_extracts_exactly_what_the_model_it_was_saved_from_do
     assert np.allclose(random_features[key], from_file[key], atol=1e-2)  # float16 store
 
 
+def test_galaxy_weights_are_the_default_and_see_the_central_half_of_each_cutout(dataset):
+    from mlcore.features.backbone import GALAXY_WEIGHTS, input_crop
+    from mlcore.features.images import ImageFiles, make_transform
+
+    version = model_version_get_or_create()
+
+    assert version.weights == ModelVersion.Weights.FILE and version.checkpoint == str(GALAXY_WEIGHTS)
+    assert version.image_size == 64 and "galaxy backbone" in version.name
+    assert model_version_get_or_create(weights="galaxy").pk == version.pk
+    stored = _vectors(extracted(dataset, version))
+    galaxy = dataset.galaxies.order_by("pk").first()
+    model = build_backbone("resnet18", "galaxy")
+    path = galaxy.image.path
+
+    def direct(crop):
+        image = ImageFiles([path], [0], make_transform(64, crop))[0][0]
+        with torch.inference_mode():
+            return model(image[None]).numpy()[0]
+
+    assert input_crop("galaxy") == 0.5
+    assert np.allclose(stored[galaxy.pk], direct(0.5), atol=2e-2)
+    assert not np.allclose(stored[galaxy.pk], direct(1.0), atol=2e-2)
+
+
+def test_galaxy_weights_for_another_backbone_are_refused():
+    with pytest.raises(ModelVersionError, match="galaxy weights are a resnet18"):
+        model_version_get_or_create(backbone="resnet50")
+    assert not ModelVersion.objects.exists()
+
+
 def test_a_plain_torchvision_state_dict_is_accepted_as_weights(dataset, tmp_path):
     path = tmp_path / "resnet18-plain.pth"
     torch.save(build_backbone("resnet18", "random", seed=0).state_dict(), path)

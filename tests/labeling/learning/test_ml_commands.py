@@ -29,7 +29,8 @@ def _call(*args) -> str:
 
 
 def test_extract_then_index_then_cluster_then_map_from_the_command_line(dataset):
-    summary = _call("extract_features", "--dataset", dataset.name, "--image-size", "32", "--threads", "1")
+    summary = _call("extract_features", "--dataset", dataset.name, "--weights", "random", "--image-size", "32",
+                    "--threads", "1")
     assert summary.startswith(f"{dataset.name}: 18 galaxies have resnet18 · random seed 0 · 32 px features (18 new")
     feature_set = FeatureSet.objects.get()
     assert f"feature set #{feature_set.pk}" in summary
@@ -55,6 +56,30 @@ def test_a_checkpoint_file_works_like_random_weights(dataset, tmp_path):
     save_backbone(build_backbone("resnet18", "random", seed=3), path, name="resnet18", image_size=40)
     summary = _call("extract_features", "--dataset", dataset.name, "--weights", str(path))
     assert "resnet18 · galaxy-backbone.pt" in summary and "· 40 px features (18 new" in summary
+
+
+def test_the_galaxy_backbone_is_the_default_at_its_own_size(dataset):
+    summary = _call("extract_features", "--dataset", dataset.name, "--threads", "1")
+
+    assert re.search(r"18 galaxies have resnet18 · galaxy backbone [0-9a-f]{8} · 64 px features \(18 new", summary)
+
+
+def test_pretrain_on_folders_writes_the_galaxy_recipe_and_its_manifest(tmp_path):
+    from mlcore.features.backbone import read_checkpoint
+    from tests.labeling.ml_helpers import galaxy10_subset_folder
+
+    folder = galaxy10_subset_folder(tmp_path / "images")
+    output = tmp_path / "out" / "backbone.pt"
+    summary = _call("pretrain", "--folder", str(folder / "images"), "--output", str(output), "--epochs", "1",
+                    "--image-size", "32", "--device", "cpu")
+
+    assert summary.startswith("18 images from 1 folders") and f"wrote {output}" in summary
+    assert read_checkpoint(output)["extra"]["method"] == "simclr+targets"
+    assert len((tmp_path / "out" / "backbone.images.csv").read_text().splitlines()) == 19
+    with pytest.raises(CommandError, match="--output goes with --folder"):
+        _call("pretrain", "--output", str(output))
+    with pytest.raises(CommandError, match="no --dataset"):
+        _call("pretrain", "--folder", str(folder), "--output", str(output), "--dataset", "x")
 
 
 @pytest.mark.parametrize("arguments, message", [

@@ -198,6 +198,22 @@ def test_self_supervised_pretraining_makes_a_version_a_cycle_can_start_from(data
     assert version.parent == pretrained and version.metrics["previous_version"] == pretrained.name
 
 
+def test_a_cycle_from_the_galaxy_backbone_trains_on_its_crop_and_passes_it_on(dataset):
+    from labeling.services.learning.model_versions import model_version_get_or_create
+    from mlcore.features.backbone import input_crop
+
+    galaxy = model_version_get_or_create(weights="galaxy")
+    job = retrain_start(dataset=dataset, base=galaxy, epochs=1, enqueue=False)
+    version = ModelVersion.objects.get(pk=job.arguments["model_version"])
+    assert version.image_size == 64  # the base's own size when none is asked for
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        tasks.retrain(job.pk)
+    version.refresh_from_db()
+
+    assert version.status in (ModelVersion.Status.READY, ModelVersion.Status.ACTIVE), version.error
+    assert input_crop(version.checkpoint) == 0.5
+
+
 def test_a_second_pretraining_of_the_same_dataset_is_refused(dataset):
     from labeling.services.learning.pretrain import pretrain_start
 
