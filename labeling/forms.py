@@ -3,6 +3,7 @@
 from django import forms
 
 from labeling.models import STRATEGY_CHOICES, Clustering, Dataset, Embedding, FeatureSet, LabelSchema, ModelVersion
+from mlcore.weights import GALAXY_WEIGHTS
 
 
 class FeatureSetChoiceField(forms.ModelChoiceField):
@@ -116,6 +117,15 @@ class RetrainForm(forms.Form):
                                         widget=forms.NumberInput(attrs={"step": "any"}),
                                         help_text="Weight of the volunteer vote fractions in the loss.")
     seed = forms.IntegerField(initial=0)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # The shipped galaxy backbone is where a cycle should start, once a version of it exists (extraction and
+        # the demo make one); the empty choice stays random initialisation.
+        galaxy = self.fields["base"].queryset.filter(weights=ModelVersion.Weights.FILE,
+                                                     checkpoint=str(GALAXY_WEIGHTS)).first()
+        if galaxy is not None:
+            self.fields["base"].initial = galaxy.pk
 
     def clean_lr(self):
         lr = self.cleaned_data["lr"]

@@ -34,10 +34,11 @@ from pathlib import Path
 import torch
 import torchvision
 
+from mlcore.weights import GALAXY_WEIGHTS
+
 BACKBONES: dict[str, int] = {"resnet18": 512, "resnet34": 512, "resnet50": 2048}
 GALAXY = "galaxy"
 GALAXY_BACKBONE = "resnet18"
-GALAXY_WEIGHTS = Path(__file__).resolve().parents[1] / "weights" / "galaxy-resnet18.pt"
 
 CHECKPOINT_FORMAT = "galaxy-labeling/backbone"
 CHECKPOINT_VERSION = 1

@@ -117,9 +117,21 @@ def test_the_retrain_form_offers_the_documented_defaults(client, dataset, admin_
     client.force_login(admin_user)
     form = client.get(reverse("training")).context["retrain_form"]
     initial = {name: field.initial for name, field in form.fields.items() if field.initial is not None}
-    assert initial == {"backbone": "resnet18", "image_size": 96, "epochs": 5, "lr": 1e-3, "pseudo_threshold": 0.95,
+    assert initial == {"backbone": "resnet18", "epochs": 5, "lr": 1e-3, "pseudo_threshold": 0.95,
                        "soft_vote_weight": 0.3, "seed": 0}
     assert form.fields["base"].empty_label == "random initialisation (seeded)"
+
+
+def test_the_retrain_form_starts_from_the_galaxy_backbone_once_a_version_of_it_exists(client, dataset, admin_user):
+    from labeling.services.learning.model_versions import model_version_get_or_create
+
+    client.force_login(admin_user)
+    model_version_get_or_create(weights="random", image_size=32)
+    galaxy = model_version_get_or_create(weights="galaxy")
+
+    form = client.get(reverse("training")).context["retrain_form"]
+
+    assert form.fields["base"].initial == galaxy.pk and form.fields["image_size"].initial is None
 
 
 def test_a_bad_form_shows_the_error_and_starts_nothing(client, dataset, admin_user):
