@@ -34,10 +34,9 @@ from pathlib import Path
 import torch
 import torchvision
 
-from mlcore.weights import GALAXY_WEIGHTS
+from mlcore.weights import GALAXY, GALAXY_WEIGHTS
 
 BACKBONES: dict[str, int] = {"resnet18": 512, "resnet34": 512, "resnet50": 2048}
-GALAXY = "galaxy"
 GALAXY_BACKBONE = "resnet18"
 
 CHECKPOINT_FORMAT = "galaxy-labeling/backbone"

@@ -2,4 +2,5 @@
 
 from pathlib import Path
 
+GALAXY = "galaxy"  # the name that asks for the file below, wherever weights are named
 GALAXY_WEIGHTS = Path(__file__).resolve().with_name("galaxy-resnet18.pt")

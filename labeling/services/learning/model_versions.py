@@ -10,9 +10,9 @@ from pathlib import Path
 from django.db import transaction
 
 from labeling.models import ModelVersion
+from mlcore.weights import GALAXY
 
 IMAGE_SIZES = range(32, 425)
-GALAXY = "galaxy"  # the weights name of the shipped galaxy backbone (mlcore.features.backbone.GALAXY_WEIGHTS)
 
 
 class ModelVersionError(ValueError):
