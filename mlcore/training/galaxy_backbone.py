@@ -40,6 +40,7 @@ class BackboneRecipe:
         epochs, batch_size, lr, image_size, seed, target_weight: as in ``SSLConfig``.
         source_size: side the images are decoded at (their central ``SOURCE_CROP``); views zoom within it.
         targets: predict the morphology measurements as well as matching views.
+        method: "simclr" or "moco" (``SSLConfig.method``).
         threads, device: as in ``SSLConfig``.
     """
 
@@ -51,6 +52,7 @@ class BackboneRecipe:
     seed: int = 0
     target_weight: float = 1.0
     targets: bool = True
+    method: str = "simclr"
     threads: int | None = None
     device: str | None = None
 
@@ -126,7 +128,7 @@ def make_galaxy_backbone(folders: Sequence[str | os.PathLike], output: str | os.
         targets = morphology_targets(paths)
     config = SSLConfig(epochs=recipe.epochs, batch_size=recipe.batch_size, lr=recipe.lr,
                        image_size=recipe.image_size, views="galaxy", target_weight=recipe.target_weight,
-                       seed=recipe.seed, threads=recipe.threads, device=recipe.device)
+                       seed=recipe.seed, method=recipe.method, threads=recipe.threads, device=recipe.device)
     output = Path(output)
     result = pretrain(decoded, config=config, targets=targets, progress=progress, checkpoint_path=output)
     halve_checkpoint(output)

@@ -1,4 +1,5 @@
-"""Self-supervised pretraining (SimCLR) of a backbone on the galaxies themselves, for when no pretrained weights exist.
+"""Self-supervised pretraining (SimCLR or MoCo v2) of a backbone on the galaxies themselves, when no pretrained
+weights exist.
 
 Each image is viewed twice at random (``mlcore.features.views.GalaxyViews``: any rotation, flips, zoom about the
 centre, small shifts, PSF-like blur, brightness/contrast/stretch and per-band jitter, noise; or the older
@@ -31,6 +32,7 @@ from mlcore.features.augment import TrainAugment
 from mlcore.features.backbone import BACKBONES, build_backbone, save_backbone
 from mlcore.features.extraction import pick_device
 from mlcore.features.views import VIEW_CROP, GalaxyViews
+from mlcore.training.moco import MomentumContrast
 
 
 class PretrainingCancelled(Exception):
@@ -51,7 +53,10 @@ class SSLConfig:
         image_size: side S of the views the backbone sees (with ``views="d4"`` the images must come in at S).
         views: "galaxy" (``GalaxyViews``; decode the images with ``crop_fraction=SOURCE_CROP`` at a side of at
             least S) or "d4" (``TrainAugment``, the images at S).
-        target_weight: weight of the morphology-target loss next to NT-Xent (used when ``targets`` are given).
+        target_weight: weight of the morphology-target loss next to the contrastive one (when ``targets`` are given).
+        method: "simclr" (negatives from the batch, NT-Xent) or "moco" (MoCo v2: a momentum key encoder and a queue
+            of ``queue_size`` past keys as negatives, ``mlcore.training.moco``).
+        queue_size, momentum: MoCo's queue length and key-encoder momentum (ignored by SimCLR).
         seed: seeds the projection head, the backbone's random initialisation, batch order and augmentation.
         threads: CPU threads for torch during the run (restored afterwards); None leaves the caller's setting.
         device: "auto"/None, "cpu" or "cuda[:N]" (``mlcore.features.extraction.pick_device``).
@@ -66,6 +71,9 @@ class SSLConfig:
     image_size: int = 64
     views: str = "galaxy"
     target_weight: float = 1.0
+    method: str = "simclr"
+    queue_size: int = 4096
+    momentum: float = 0.99
     seed: int = 0
     threads: int | None = None
     device: str | None = None
@@ -140,9 +148,9 @@ def pretrain(images: torch.Tensor, *, backbone: str = "resnet18", weights: str |
             (that step's), "eta_s" (seconds left, extrapolated), "images_per_s" (so far)}.
         should_cancel: checked before every step; returning True raises ``PretrainingCancelled``.
         checkpoint_path: where to write the checkpoint (atomically; parent folders are created). Its ``extra``
-            holds {"method": "simclr" or "simclr+targets", "config": SSLConfig as a dict, "history", "weights",
-            "images", "seconds", "crop_fraction" (the centred crop extraction should use: ``VIEW_CROP`` for galaxy
-            views, 1.0 for d4 views)}.
+            holds {"method": "simclr" or "moco", + "+targets" with targets, "config": SSLConfig as a dict,
+            "history", "weights", "images", "seconds", "crop_fraction" (the centred crop extraction should use:
+            ``VIEW_CROP`` for galaxy views, 1.0 for d4 views)}.
 
     Returns:
         An ``SSLResult``.
@@ -170,7 +178,7 @@ def pretrain(images: torch.Tensor, *, backbone: str = "resnet18", weights: str |
     # Plain data only (save_backbone refuses anything torch.load(weights_only=True) could not read back).
     settings = {**asdict(config), "device": None if config.device is None else str(config.device)}
     crop = VIEW_CROP if config.views == "galaxy" else 1.0
-    extra = {"method": "simclr" if targets is None else "simclr+targets", "config": settings,
+    extra = {"method": config.method if targets is None else f"{config.method}+targets", "config": settings,
              "crop_fraction": crop, "history": history,
              "weights": weights if weights in ("random", "imagenet") else os.fspath(weights),
              "images": len(images), "seconds": seconds}
@@ -196,6 +204,12 @@ def _check(images: torch.Tensor, backbone: str, config: SSLConfig) -> None:
     for name in ("lr", "temperature"):
         if not getattr(config, name) > 0:
             raise ValueError(f"config.{name} must be > 0, got {getattr(config, name)!r}")
+    if config.method not in ("simclr", "moco"):
+        raise ValueError(f"config.method must be 'simclr' or 'moco', got {config.method!r}")
+    if isinstance(config.queue_size, bool) or not isinstance(config.queue_size, int) or config.queue_size < 1:
+        raise ValueError(f"config.queue_size must be a positive int, got {config.queue_size!r}")
+    if not 0 <= config.momentum < 1:
+        raise ValueError(f"config.momentum must be in [0, 1), got {config.momentum!r}")
     if config.views not in ("galaxy", "d4"):
         raise ValueError(f"config.views must be 'galaxy' or 'd4', got {config.views!r}")
     if not config.target_weight >= 0:
@@ -258,6 +272,9 @@ def _train(images, targets, backbone, weights, config: SSLConfig, device: torch.
     source = images.detach().to("cpu", torch.float32)
     parameters = list(model.parameters()) + [value for head in heads for value in head.parameters()]
     optimiser = torch.optim.AdamW(parameters, lr=config.lr, weight_decay=config.weight_decay)
+    moco = None if config.method != "moco" else MomentumContrast(
+        model, projection, queue_size=config.queue_size, momentum=config.momentum, temperature=config.temperature,
+        generator=generator, device=device)
     batches_per_epoch = len(_batches(len(source), config.batch_size, torch.Generator().manual_seed(0)))
     total_steps = config.epochs * batches_per_epoch
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=total_steps)
@@ -275,7 +292,12 @@ def _train(images, targets, backbone, weights, config: SSLConfig, device: torch.
             views = views.to(device, non_blocking=True).contiguous(memory_format=torch.channels_last)
             features = model(views)
             projected = projection(features)
-            loss = nt_xent(projected[:len(rows)], projected[len(rows):], config.temperature)
+            if moco is None:
+                loss = nt_xent(projected[:len(rows)], projected[len(rows):], config.temperature)
+            else:  # symmetric: each view is the query of the other's key
+                keys = moco.keys(views)
+                keys = torch.cat([keys[len(rows):], keys[:len(rows)]])
+                loss = moco.loss(projected, keys)
             if regression is not None:
                 wanted = targets[rows].to(device).repeat(2, 1)
                 loss = loss + config.target_weight * F.mse_loss(regression(features), wanted)
@@ -286,6 +308,8 @@ def _train(images, targets, backbone, weights, config: SSLConfig, device: torch.
             loss.backward()
             optimiser.step()
             schedule.step()
+            if moco is not None:
+                moco.follow(keys)
             losses.append(loss.item())
             sizes.append(len(rows))
             steps, seen = steps + 1, seen + len(rows)

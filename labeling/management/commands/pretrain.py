@@ -35,6 +35,8 @@ class Command(BaseCommand):
         parser.add_argument("--no-morphology-targets", action="store_true",
                             help="with --folder: views only, no morphology measurements to predict")
         parser.add_argument("--device", default="auto", help="with --folder: auto, cpu or cuda[:N]")
+        parser.add_argument("--method", default="simclr", choices=("simclr", "moco"),
+                            help="with --folder: SimCLR (in-batch negatives) or MoCo v2 (momentum encoder, queue)")
 
     def handle(self, *args, **options):
         if options["folder"]:
@@ -64,7 +66,7 @@ class Command(BaseCommand):
             raise CommandError("--folder takes --output FILE and no --dataset; the recipe trains a resnet18")
         recipe = BackboneRecipe(epochs=options["epochs"] or BackboneRecipe.epochs, image_size=options["image_size"],
                                 seed=options["seed"], targets=not options["no_morphology_targets"],
-                                device=options["device"])
+                                method=options["method"], device=options["device"])
         last = [0.0]
 
         def progress(step: dict) -> None:
