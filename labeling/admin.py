@@ -4,6 +4,7 @@ from django.contrib import admin
 
 from labeling import models
 from labeling.admin_actions import (
+    activate_on_training_dataset,
     build_index_latest,
     cluster_latest_kmeans,
     extract_features_default,
@@ -12,16 +13,20 @@ from labeling.admin_actions import (
     map_latest_umap,
     rebuild_queues,
     refit_probability_model,
+    roll_back_active_version,
 )
 
 
 @admin.register(models.Dataset)
 class DatasetAdmin(admin.ModelAdmin):
-    list_display = ["name", "survey", "licence", "created_at"]
+    list_display = ["name", "survey", "licence", "active_version", "created_at"]
+    list_select_related = ["active_version"]
     search_fields = ["name", "survey", "description"]
     prepopulated_fields = {"slug": ["name"]}
+    # Changed only by activation (a chain of jobs that also keeps the history the rollback reads), never by hand.
+    readonly_fields = ["active_version"]
     actions = [extract_features_default, build_index_latest, cluster_latest_kmeans, map_latest_umap,
-               refit_probability_model, rebuild_queues, "start_retrain_cycle"]
+               refit_probability_model, rebuild_queues, "start_retrain_cycle", roll_back_active_version]
 
     @admin.action(description="Start a retrain cycle (defaults: ResNet-18 from random, 96 px, 5 epochs)")
     def start_retrain_cycle(self, request, queryset):
@@ -144,37 +149,21 @@ class ExpertLabelAdmin(admin.ModelAdmin):
 
 @admin.register(models.ModelVersion)
 class ModelVersionAdmin(admin.ModelAdmin):
-    list_display = ["name", "backbone", "weights", "image_size", "status", "method", "trained_on", "created_at"]
+    list_display = ["name", "backbone", "weights", "image_size", "status", "active_on", "method", "trained_on",
+                    "created_at"]
     list_filter = ["backbone", "weights", "status"]
     search_fields = ["name", "checkpoint"]
     readonly_fields = ["checkpoint_sha256", "created_at"]
     raw_id_fields = ["parent", "created_by"]
     list_select_related = ["trained_on"]
-    actions = ["activate_version"]
+    actions = [activate_on_training_dataset]
 
-    @admin.action(description="Activate (extract, index, cluster, rebuild queues)")
-    def activate_version(self, request, queryset):
-        from django.contrib import messages
-        from django.urls import reverse
+    def get_queryset(self, request):
+        return super().get_queryset(request).prefetch_related("active_for")
 
-        from labeling.admin_actions import _started
-        from labeling.services.learning.activation import version_activate
-
-        versions = list(queryset.select_related("trained_on"))
-        if len(versions) != 1:
-            self.message_user(request, "Select one version to activate: only one serves at a time.", messages.ERROR)
-            return
-        version = versions[0]
-        if version.trained_on is None:
-            self.message_user(request, f"{version.name}: no training dataset to extract its features on; choose one "
-                                       f"on the Training page ({reverse('training')}).", messages.ERROR)
-            return
-        try:
-            job = version_activate(version=version, dataset=version.trained_on, user=request.user)
-        except ValueError as exc:  # ModelVersionError, JobConflict
-            _started(self, request, [], [f"{version.name}: {exc}"])
-        else:
-            _started(self, request, [job], [])
+    @admin.display(description="active on")
+    def active_on(self, version):
+        return ", ".join(dataset.name for dataset in version.active_for.all()) or "–"
 
 
 @admin.register(models.FeatureSet)

@@ -6,6 +6,7 @@ from django.utils.html import format_html
 
 from labeling.models import FeatureSet
 from labeling.services.jobs.lifecycle import job_cancel, job_rerun
+from labeling.services.learning.activation import dataset_rollback, version_activate
 from labeling.services.learning.jobs import clustering_start, embedding_start, extraction_start, index_start
 from labeling.services.learning.model_versions import model_version_get_or_create
 
@@ -126,3 +127,31 @@ def refit_probability_model(modeladmin, request, queryset):
 
     _per_schema(modeladmin, request, queryset, lambda dataset, schema: classifier_fit_start(
         dataset=dataset, schema=schema, user=request.user))
+
+
+@admin.action(description="Activate on the dataset each was trained on (extract, index, cluster, rebuild queues)")
+def activate_on_training_dataset(modeladmin, request, queryset):
+    """Each selected model version becomes the active one of the dataset it was trained on, and of no other."""
+    versions = list(queryset.select_related("trained_on"))
+    trained_on = [version.trained_on_id for version in versions if version.trained_on_id]
+    if len(set(trained_on)) < len(trained_on):
+        _started(modeladmin, request, [], ["Two of the selected versions were trained on the same dataset: one "
+                                           "version serves a dataset at a time, so select one of them."])
+        return
+    jobs, problems = [], []
+    for version in versions:
+        if version.trained_on is None:
+            problems.append(f"{version.name}: no training dataset to activate it on; choose one on the Training "
+                            f"page ({reverse('training')}).")
+            continue
+        try:
+            jobs.append(version_activate(version=version, dataset=version.trained_on, user=request.user))
+        except ValueError as exc:  # ModelVersionError, JobConflict
+            problems.append(f"{version.name}: {exc}")
+    _started(modeladmin, request, jobs, problems)
+
+
+@admin.action(description="Roll back: activate each dataset's previous model version again")
+def roll_back_active_version(modeladmin, request, queryset):
+    _for_each_dataset(modeladmin, request, queryset, lambda dataset: dataset_rollback(dataset=dataset,
+                                                                                     user=request.user))

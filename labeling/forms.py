@@ -89,8 +89,11 @@ class BuildQueueForm(forms.Form):
 
 
 class TrainableVersionField(forms.ModelChoiceField):
+    """Ready versions; each names the datasets it is active on (prefetch ``active_for``), the usual place to start."""
+
     def label_from_instance(self, version):
-        return f"#{version.pk} {version.name} ({version.status})"
+        active_on = ", ".join(dataset.name for dataset in version.active_for.all())
+        return f"#{version.pk} {version.name}" + (f" (active on {active_on})" if active_on else "")
 
 
 class RetrainForm(forms.Form):
@@ -103,7 +106,7 @@ class RetrainForm(forms.Form):
     backbone = forms.ChoiceField(choices=ModelVersion.Backbone.choices, initial=ModelVersion.Backbone.RESNET18,
                                  help_text="A version to start from sets its own backbone.")
     base = TrainableVersionField(
-        ModelVersion.objects.filter(status__in=[ModelVersion.Status.READY, ModelVersion.Status.ACTIVE]).order_by(
+        ModelVersion.objects.filter(status=ModelVersion.Status.READY).prefetch_related("active_for").order_by(
             "-created_at", "-pk"), required=False, label="Start from", empty_label="random initialisation (seeded)")
     image_size = forms.IntegerField(min_value=32, max_value=424, required=False,
                                     help_text="Pixels per side; empty: the starting version's own, or 96.")

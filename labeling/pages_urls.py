@@ -36,6 +36,7 @@ urlpatterns = [
     path("training/pretrain/start/", views.training_pretrain, name="training-pretrain"),
     path("training/versions/<int:version_id>/activate/", views.training_activate, name="training-activate"),
     path("training/<slug:dataset>/", views.training_curve, name="training-curve"),
+    path("training/<slug:dataset>/rollback/", views.training_rollback, name="training-rollback"),
     path("classify/", views.classify_home, name="classify-home"),
     path("classify/<slug:dataset>/", views.classify_page, name="classify-page"),
     path("classify/<slug:dataset>/next/", views.classify_next_view, name="classify-next"),

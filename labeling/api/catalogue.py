@@ -26,6 +26,9 @@ class DatasetSerializer(serializers.Serializer):
     licence = serializers.CharField()
     attribution = serializers.CharField()
     created_at = serializers.DateTimeField()
+    active_version = serializers.IntegerField(
+        source="active_version_id", allow_null=True,
+        help_text="The model version (by id) whose features serve this dataset's neighbours, clusters and queues.")
     n_galaxies = serializers.IntegerField(help_text="Galaxies in the dataset.")
     n_images = serializers.IntegerField(help_text="Galaxies with an image.")
     n_voted = serializers.IntegerField(help_text="Galaxies with volunteer votes.")
@@ -64,8 +67,8 @@ class NeighbourSerializer(serializers.Serializer):
 class NeighboursQuery(serializers.Serializer):
     k = serializers.IntegerField(min_value=1, max_value=MAX_NEIGHBOURS, default=8, required=False)
     feature_set = serializers.IntegerField(min_value=1, required=False,
-                                           help_text="The feature set (by id) to compare by; default: the active "
-                                                     "model version's, else the latest indexed one.")
+                                           help_text="The feature set (by id) to compare by; default: the dataset's "
+                                                     "active model version's, else the latest indexed one.")
 
 
 class ExportQuery(serializers.Serializer):

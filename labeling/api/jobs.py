@@ -34,7 +34,7 @@ class JobStartSerializer(serializers.Serializer):
     dataset = serializers.PrimaryKeyRelatedField(queryset=Dataset.objects.all())
     model_version = serializers.PrimaryKeyRelatedField(
         queryset=ModelVersion.objects.all(), required=False,
-        help_text="extract_features: the backbone (default: the active model version).")
+        help_text="extract_features: the backbone (default: the dataset's active model version).")
     feature_set = serializers.PrimaryKeyRelatedField(
         queryset=FeatureSet.objects.all(), required=False,
         help_text="build_index, cluster: the vectors (default: the dataset's current feature set).")
@@ -50,9 +50,10 @@ class JobStartSerializer(serializers.Serializer):
     def validate(self, attrs):
         dataset, kind = attrs["dataset"], attrs["kind"]
         if kind == Job.Kind.EXTRACT_FEATURES and "model_version" not in attrs:
-            attrs["model_version"] = ModelVersion.objects.filter(status=ModelVersion.Status.ACTIVE).first()
+            attrs["model_version"] = dataset.active_version
             if attrs["model_version"] is None:
-                raise serializers.ValidationError({"model_version": ["no model version is active: name one"]})
+                raise serializers.ValidationError({"model_version": [
+                    f"dataset {dataset.name!r} has no active model version: name one"]})
         if kind in (Job.Kind.BUILD_INDEX, Job.Kind.CLUSTER):
             feature_set = attrs.get("feature_set") or current_feature_set(dataset=dataset)
             if feature_set is None or feature_set.dataset_id != dataset.pk:

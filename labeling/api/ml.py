@@ -17,12 +17,15 @@ class ModelVersionSerializer(serializers.ModelSerializer):
     schema = serializers.CharField(source="schema.name", allow_null=True, default=None)
     parent = serializers.IntegerField(source="parent_id", allow_null=True)
     feature_dim = serializers.IntegerField()
+    active_for = serializers.PrimaryKeyRelatedField(
+        many=True, read_only=True, help_text="The datasets (by id) whose active version this is: each dataset has "
+                                             "its own, so a version may serve several or none.")
 
     class Meta:
         model = ModelVersion
         fields = ["id", "name", "backbone", "weights", "checkpoint_sha256", "seed", "image_size", "feature_dim",
-                  "parent", "status", "method", "trained_on", "schema", "metrics", "training", "hyperparameters",
-                  "error", "created_at"]
+                  "parent", "status", "active_for", "method", "trained_on", "schema", "metrics", "training",
+                  "hyperparameters", "error", "created_at"]
 
 
 class ClusteringSerializer(serializers.ModelSerializer):
@@ -66,7 +69,8 @@ class ModelVersionViewSet(viewsets.ReadOnlyModelViewSet):
     """Backbones: how each was made (weights, training data, hyper-parameters) and how well it did."""
 
     serializer_class = ModelVersionSerializer
-    queryset = ModelVersion.objects.select_related("schema").defer("training_labels").order_by("-created_at", "-id")
+    queryset = (ModelVersion.objects.select_related("schema").prefetch_related("active_for")
+                .defer("training_labels").order_by("-created_at", "-id"))
 
 
 class ClusteringViewSet(viewsets.ReadOnlyModelViewSet):

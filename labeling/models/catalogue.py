@@ -15,6 +15,12 @@ class Dataset(models.Model):
     licence = models.CharField(max_length=200, blank=True)
     attribution = models.TextField(blank=True, help_text="Who to cite when the images or votes are used.")
     created_at = models.DateTimeField(default=timezone.now)
+    # Each dataset has its own active version: a backbone trained on one survey must not switch another survey's
+    # neighbours, clusters and queues to features it never had. Set only by model_version_activate, which also
+    # records the switch in the dataset's activation history (what its rollback reads).
+    active_version = models.ForeignKey(
+        "labeling.ModelVersion", null=True, blank=True, on_delete=models.SET_NULL, related_name="active_for",
+        help_text="The model version whose features serve this dataset's pages; empty: the latest features do.")
 
     class Meta:
         ordering = ["name"]

@@ -6,7 +6,6 @@ from pathlib import Path
 
 from django.conf import settings
 from django.db import models
-from django.db.models import Q
 from django.utils import timezone
 
 from labeling.models.catalogue import Dataset, Galaxy
@@ -17,7 +16,9 @@ class ModelVersion(models.Model):
     """A backbone that turns images into feature vectors: an architecture, its weights, and the image size it sees.
 
     Weights are "random" (deterministic under ``seed``), "imagenet", or a checkpoint file (``checkpoint``, with its
-    SHA-256 so that a file replaced under the same name is not mistaken for the same model).
+    SHA-256 so that a file replaced under the same name is not mistaken for the same model). ``status`` is where the
+    weights are in their life (queued, training, then ready or failed); which datasets a ready version serves is
+    each dataset's own choice, ``Dataset.active_version`` (here ``active_for``), with its history in Activation.
     """
 
     class Backbone(models.TextChoices):
@@ -35,7 +36,6 @@ class ModelVersion(models.Model):
         TRAINING = "training", "training"
         READY = "ready", "ready"
         FAILED = "failed", "failed"
-        ACTIVE = "active", "active"
 
     name = models.CharField(max_length=200, unique=True)
     backbone = models.CharField(max_length=20, choices=Backbone.choices, default=Backbone.RESNET18)
@@ -63,9 +63,6 @@ class ModelVersion(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
-        constraints = [
-            models.UniqueConstraint(fields=["status"], condition=Q(status="active"), name="model_version_one_active"),
-        ]
 
     def __str__(self):
         return self.name
@@ -125,9 +122,32 @@ class FeatureSet(models.Model):
         return self.index_built_at is not None
 
     @property
+    def is_active(self) -> bool:
+        """True when its model version is its dataset's active one (select_related the dataset to read it free)."""
+        return self.dataset.active_version_id == self.model_version_id
+
+    @property
     def index_is_stale(self) -> bool:
         """True when vectors were added after the index was built: neighbours miss the new galaxies."""
         return self.has_index and self.index_count != self.count
+
+
+class Activation(models.Model):
+    """One switch of a dataset's active model version: the history its rollback reads (the version active before
+    the current one is the most recent other version here)."""
+
+    dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="activations")
+    model_version = models.ForeignKey(ModelVersion, on_delete=models.CASCADE, related_name="activations")
+    activated_at = models.DateTimeField(default=timezone.now)
+    activated_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                     related_name="+")
+
+    class Meta:
+        ordering = ["-activated_at", "-id"]
+        indexes = [models.Index(fields=["dataset", "-activated_at"], name="activation_dataset_latest")]
+
+    def __str__(self):
+        return f"{self.model_version} active on {self.dataset} from {self.activated_at:%Y-%m-%d %H:%M}"
 
 
 class Clustering(models.Model):

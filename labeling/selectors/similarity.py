@@ -7,7 +7,9 @@ is unchanged; the galaxy's own vector comes from the memory-mapped feature store
 import threading
 from dataclasses import dataclass
 
-from labeling.models import Dataset, FeatureSet, Galaxy, ModelVersion
+from django.db.models import F
+
+from labeling.models import Dataset, FeatureSet, Galaxy
 from labeling.selectors.catalogue import with_current_labels
 
 # Index files and opened stores, per process, while their files are unchanged: path -> (mtime, object). Opening a
@@ -28,15 +30,17 @@ class Neighbour:
 
 
 def feature_set_for(*, dataset: Dataset, feature_set_id: int | None = None) -> FeatureSet | None:
-    """The feature set whose neighbours a dataset's pages show: the one asked for, else the active model
+    """The feature set whose neighbours a dataset's pages show: the one asked for, else the dataset's active model
     version's, else the most recently indexed one; None when no feature set of the dataset has an index."""
     indexed = FeatureSet.objects.filter(dataset=dataset, index_built_at__isnull=False).select_related(
         "model_version", "dataset")
     if feature_set_id is not None:
         chosen = indexed.filter(pk=feature_set_id).first()
     else:
-        chosen = (indexed.filter(model_version__status=ModelVersion.Status.ACTIVE).order_by("rotation_invariant")
-                  .first() or indexed.order_by("-index_built_at", "-pk").first())
+        # The active version is read in the same query, not from ``dataset``: a page may hold the row from before
+        # an activation that has just finished.
+        chosen = (indexed.filter(model_version=F("dataset__active_version")).order_by("rotation_invariant").first()
+                  or indexed.order_by("-index_built_at", "-pk").first())
     # An index file removed by hand (a cleaned-up disk) means no neighbours, not a failing page.
     return chosen if chosen is not None and chosen.index_file.exists() else None
 

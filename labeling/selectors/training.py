@@ -1,17 +1,17 @@
-"""Reads of the training pages: the model versions with their held-out figures, the training jobs in progress,
-and one dataset's learning curve across its retrain cycles. Each costs a fixed number of queries, however many
-versions there are."""
+"""Reads of the training pages: the model versions with their held-out figures, each dataset's active version and
+the one its rollback returns to, the training jobs in progress, and one dataset's learning curve across its retrain
+cycles. Each costs a fixed number of queries, however many versions and datasets there are."""
 
 from dataclasses import dataclass, field
+from datetime import datetime
 
-from labeling.models import Dataset, Galaxy, Job, LabelClass, ModelVersion
+from labeling.models import Activation, Dataset, Galaxy, Job, LabelClass, ModelVersion
 
 VERSIONS_SHOWN = 200
 PREVIOUS = "previous version"
 PIXELS = "pixels PCA(20) + LR"
 TRAINING_KINDS = (Job.Kind.RETRAIN, Job.Kind.PRETRAIN)
 IN_PROGRESS = (Job.Status.QUEUED, Job.Status.RUNNING)
-CURVE_STATUSES = (ModelVersion.Status.READY, ModelVersion.Status.ACTIVE)
 
 
 @dataclass
@@ -30,8 +30,17 @@ class VersionRow:
     with_votes: int | None = None
 
     @property
+    def active_on(self) -> list[Dataset]:
+        """The datasets this version serves (reads the ``active_for`` prefetch of :func:`training_versions`)."""
+        return list(self.version.active_for.all())
+
+    @property
     def can_activate(self) -> bool:
-        return self.version.status == ModelVersion.Status.READY
+        """Ready, and not already serving the dataset it was trained on (where its Activate button activates it);
+        a version trained nowhere may always be activated on one more dataset."""
+        version = self.version
+        serving = {dataset.pk for dataset in self.active_on}
+        return version.status == ModelVersion.Status.READY and version.trained_on_id not in serving
 
 
 def _figure(block: dict | None, key: str) -> float | None:
@@ -56,15 +65,58 @@ def training_versions(*, limit: int = VERSIONS_SHOWN) -> list[VersionRow]:
     """The newest model versions first, with what each was trained on and how it did on the held-out split."""
     # training_labels (a class per training galaxy) is never shown and grows with the dataset: left unread.
     versions = (ModelVersion.objects.defer("training_labels")
-                .select_related("trained_on", "schema", "parent", "created_by").order_by("-created_at", "-pk")[:limit])
+                .select_related("trained_on", "schema", "parent", "created_by").prefetch_related("active_for")
+                .order_by("-created_at", "-pk")[:limit])
     return [version_row(version) for version in versions]
 
 
 def curve_datasets(rows: list[VersionRow]) -> list[Dataset]:
     """The datasets, by name, that have a learning curve among these versions (no query: rows are loaded)."""
-    found = {row.version.trained_on_id: row.version.trained_on for row in rows
-             if row.version.method == "finetune" and row.version.status in CURVE_STATUSES and row.version.trained_on}
+    found = {row.version.trained_on_id: row.version.trained_on for row in rows if row.version.method == "finetune"
+             and row.version.status == ModelVersion.Status.READY and row.version.trained_on}
     return sorted(found.values(), key=lambda dataset: dataset.name)
+
+
+def rollback_target(*, dataset: Dataset) -> ModelVersion | None:
+    """The version the dataset's rollback activates again: the most recent one in its activation history other than
+    the active one (so a second rollback returns to where the first started); None when there is none."""
+    history = Activation.objects.filter(dataset=dataset, model_version__status=ModelVersion.Status.READY)
+    if dataset.active_version_id is not None:
+        history = history.exclude(model_version_id=dataset.active_version_id)
+    latest = history.select_related("model_version").order_by("-activated_at", "-pk").first()
+    return latest.model_version if latest else None
+
+
+@dataclass
+class DatasetActivation:
+    """One dataset's row of the Training page: what serves it, since when and by whom, and its rollback target."""
+
+    dataset: Dataset
+    active: ModelVersion | None = None
+    activated_at: datetime | None = None
+    activated_by: str = ""
+    previous: ModelVersion | None = None
+
+
+def dataset_activations() -> list[DatasetActivation]:
+    """Every dataset with an activation history, by name: its active version, when and by whom that was activated,
+    and the version its rollback would activate (:func:`rollback_target`, here for all datasets in one query)."""
+    # A dataset gets an active version only through model_version_activate (or the migration that introduced it),
+    # which always writes a history row: the history alone names every dataset with an active version. Activations
+    # are rare (one per switch), so reading all of them is a small read.
+    history = (Activation.objects.select_related("dataset__active_version", "model_version", "activated_by")
+               .order_by("-activated_at", "-pk"))
+    rows: dict[int, DatasetActivation] = {}
+    for activation in history:
+        dataset = activation.dataset
+        row = rows.setdefault(dataset.pk, DatasetActivation(dataset=dataset, active=dataset.active_version))
+        if activation.model_version_id == dataset.active_version_id:
+            if row.activated_at is None:
+                row.activated_at = activation.activated_at
+                row.activated_by = activation.activated_by.get_username() if activation.activated_by else ""
+        elif row.previous is None and activation.model_version.status == ModelVersion.Status.READY:
+            row.previous = activation.model_version
+    return sorted(rows.values(), key=lambda row: row.dataset.name)
 
 
 @dataclass
@@ -112,12 +164,12 @@ class LearningCurve:
 
 
 def learning_curve(*, dataset: Dataset) -> LearningCurve:
-    """The dataset's fine-tuned versions (ready or active), oldest first, and the chart data of the page:
+    """The dataset's fine-tuned ready versions, oldest first, and the chart data of the page:
     ``{"points": [{version, name, cycle, expert_labels, accuracy, balanced_accuracy, previous_accuracy,
     previous_balanced_accuracy, pixel_accuracy, pixel_balanced_accuracy, loss, confusion, classes,
     class_names}]}``."""
     versions = list(ModelVersion.objects.defer("training_labels")
-                    .filter(trained_on=dataset, method="finetune", status__in=CURVE_STATUSES)
+                    .filter(trained_on=dataset, method="finetune", status=ModelVersion.Status.READY)
                     .select_related("schema", "created_by").order_by("created_at", "pk"))
     names = {(schema, key): name for schema, key, name in LabelClass.objects.filter(
         schema__in={v.schema_id for v in versions} - {None}).values_list("schema", "key", "name")}

@@ -9,7 +9,14 @@ from labeling.views.jobs import job_cancel_view, job_list, job_rerun_view, job_s
 from labeling.views.labelling import label_home, label_page
 from labeling.views.similarity import galaxy_similar, galaxy_thumbnail
 from labeling.views.simulations import simulation_detail, simulation_list
-from labeling.views.training import training_activate, training_curve, training_page, training_pretrain, training_start
+from labeling.views.training import (
+    training_activate,
+    training_curve,
+    training_page,
+    training_pretrain,
+    training_rollback,
+    training_start,
+)
 
 __all__ = [
     "agreement", "classify_home", "home", "classify_next_view", "classify_page", "classify_submit_view", "review",
@@ -17,5 +24,6 @@ __all__ = [
     "clustering_detail", "clustering_list", "dataset_list", "galaxy_detail", "galaxy_list", "galaxy_similar",
     "galaxy_thumbnail", "job_cancel_view", "job_list", "job_rerun_view", "job_start", "job_status", "label_home",
     "label_page", "map_detail", "map_list", "map_points", "tree_detail", "tree_list",
-    "training_activate", "training_curve", "training_page", "training_pretrain", "training_start",
+    "training_activate", "training_curve", "training_page", "training_pretrain", "training_rollback",
+    "training_start",
 ]

@@ -1,5 +1,5 @@
-"""The Training page (model versions, retrain cycles, self-supervised pretraining, activation and rollback) and
-each dataset's learning curve across its cycles.
+"""The Training page (model versions, retrain cycles, self-supervised pretraining, activation and rollback, both per
+dataset) and each dataset's learning curve across its cycles.
 
 Experts and admins may look; starting training and activating a version are for staff (admins)."""
 
@@ -9,8 +9,14 @@ from django.views.decorators.http import require_POST
 
 from labeling.forms import PretrainForm, RetrainForm
 from labeling.models import Dataset, ModelVersion
-from labeling.selectors.training import curve_datasets, learning_curve, training_jobs_in_progress, training_versions
-from labeling.services.learning.activation import version_activate
+from labeling.selectors.training import (
+    curve_datasets,
+    dataset_activations,
+    learning_curve,
+    training_jobs_in_progress,
+    training_versions,
+)
+from labeling.services.learning.activation import dataset_rollback, version_activate
 from labeling.services.learning.retrain import retrain_start
 from labeling.views.access import expert_required, staff_required
 
@@ -36,6 +42,7 @@ def training_page(request, retrain_form=None, pretrain_form=None):
     versions = training_versions()
     return render(request, "labeling/training.html", {
         "versions": versions, "curve_datasets": curve_datasets(versions), "jobs": training_jobs_in_progress(),
+        "activations": dataset_activations(),
         "retrain_form": retrain_form,
         "pretrain_form": (pretrain_form or PretrainForm(prefix=PRETRAIN)) if has_pretrain else None,
         # The datasets an untrained version may be activated on (the choices of the retrain form's dataset).
@@ -91,8 +98,8 @@ def training_pretrain(request):
 @require_POST
 @staff_required
 def training_activate(request, version_id: int):
-    """Activate a ready version (or roll back to an older one) on the dataset given as ``dataset`` (a slug, in the
-    query string or the form); the version's own training dataset when none is given."""
+    """Activate a ready version (or go back to an older one) on the dataset given as ``dataset`` (a slug, in the
+    query string or the form), and on that dataset only; the version's own training dataset when none is given."""
     version = get_object_or_404(ModelVersion.objects.select_related("trained_on"), pk=version_id)
     slug = request.POST.get("dataset") or request.GET.get("dataset")
     dataset = Dataset.objects.filter(slug=slug).first() if slug else version.trained_on
@@ -105,6 +112,20 @@ def training_activate(request, version_id: int):
         messages.error(request, f"Could not activate {version.name}: {exc}")
     else:
         messages.success(request, f"Activation started: {ACTIVATION_STEPS} (job #{job.pk}).")
+    return redirect("training")
+
+
+@require_POST
+@staff_required
+def training_rollback(request, dataset: str):
+    """Activate the dataset's previous version again; no other dataset changes."""
+    dataset = get_object_or_404(Dataset, slug=dataset)
+    try:
+        job = dataset_rollback(dataset=dataset, user=request.user)
+    except ValueError as exc:  # ModelVersionError (nothing to return to, unusable weights), JobConflict
+        messages.error(request, f"Could not roll back {dataset.name}: {exc}")
+    else:
+        messages.success(request, f"Rollback of {dataset.name} started: {ACTIVATION_STEPS} (job #{job.pk}).")
     return redirect("training")
 
 

@@ -4,8 +4,8 @@ cell for six visitors; the admin site's index and every registered model's list 
 
 The rule is the API's (test_api_permissions.py): volunteers and other signed-in users without a group classify and
 read the decision trees; experts and admins read the rest (galaxies and their labels, clusters, maps, jobs, training,
-simulations) and label; only admins start, cancel or re-run jobs, train, activate a version and resolve
-disagreements. Anonymous visitors classify too. A denied anonymous visitor is sent to sign in (302 to
+simulations) and label; only admins start, cancel or re-run jobs, train, activate a version, roll a dataset back
+and resolve disagreements. Anonymous visitors classify too. A denied anonymous visitor is sent to sign in (302 to
 /login/?next=...); a denied signed-in one gets 403, not a trip back to the login page. Every POST carries the CSRF
 token, and is refused without it."""
 
@@ -125,6 +125,8 @@ PAGES: dict[tuple[str, str], Page] = {
         "training-activate", lambda site: site.ctx.world.feature_set.model_version_id), ok=302, body=form(
         dataset=dataset)),
     ("training-curve", "GET"): Page(READERS, at("training-curve", dataset)),
+    # Nothing to roll back to in this world: the Training page again, with the reason.
+    ("training-rollback", "POST"): Page(ADMIN, at("training-rollback", dataset), ok=302, body=form()),
     ("classify-home", "GET"): Page(EVERYONE, at("classify-home")),
     ("classify-page", "GET"): Page(EVERYONE, at("classify-page", dataset)),
     ("classify-next", "GET"): Page(EVERYONE, at("classify-next", dataset)),

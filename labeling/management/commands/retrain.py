@@ -6,22 +6,22 @@ from django.core.management.base import BaseCommand, CommandError
 
 from labeling import tasks
 from labeling.management.jobs import dataset_named, run_here
-from labeling.models import LabelSchema, ModelVersion
+from labeling.models import Dataset, LabelSchema, ModelVersion
 from labeling.services.jobs.lifecycle import JobConflict
 from labeling.services.learning.model_versions import ModelVersionError, model_version_get_or_create
 from labeling.services.learning.retrain import retrain_start
 from labeling.services.learning.training_data import TrainingDataError
 
 
-def base_version(weights: str) -> ModelVersion | None:
-    """None for random initialisation; the version named (id, name or "active") or registered from a file."""
+def base_version(weights: str, dataset: Dataset) -> ModelVersion | None:
+    """None for random initialisation; the version named (id, name, or "active": the dataset's active version) or
+    registered from a file."""
     if weights == "random":
         return None
     if weights == "active":
-        active = ModelVersion.objects.filter(status=ModelVersion.Status.ACTIVE).first()
-        if active is None:
-            raise CommandError("--weights active: no model version is active")
-        return active
+        if dataset.active_version is None:
+            raise CommandError(f"--weights active: dataset {dataset.name!r} has no active model version")
+        return dataset.active_version
     found = ModelVersion.objects.filter(pk=int(weights)).first() if weights.isdigit() else \
         ModelVersion.objects.filter(name=weights).first()
     if found is not None:
@@ -34,7 +34,8 @@ def base_version(weights: str) -> ModelVersion | None:
 
 class Command(BaseCommand):
     help = ("Fine-tune the backbone on the dataset's expert labels, soft volunteer votes and confident pseudo-labels; "
-            "evaluate it on the fixed held-out split; activate it when it beats the active version.")
+            "evaluate it on the fixed held-out split; activate it on the dataset when it beats the dataset's active "
+            "version.")
 
     def add_arguments(self, parser):
         parser.add_argument("--dataset", required=True, help="the dataset's name")
@@ -42,7 +43,7 @@ class Command(BaseCommand):
         parser.add_argument("--backbone", default="resnet18", choices=ModelVersion.Backbone.values)
         parser.add_argument("--weights", default="galaxy",
                             help="galaxy (the shipped galaxy backbone, the default), random, a weights file, or a "
-                                 "model version (id, name or 'active') to start from")
+                                 "model version (id, name or 'active': the dataset's active one) to start from")
         parser.add_argument("--image-size", type=int,
                             help="pixels per side (default: the starting version's own, 64 for galaxy; 96 from random)")
         parser.add_argument("--epochs", type=int, default=5)
@@ -61,7 +62,7 @@ class Command(BaseCommand):
                 raise CommandError(f"no label schema {options['schema']!r}")
         try:
             job = retrain_start(dataset=dataset, schema=schema, backbone=options["backbone"],
-                                base=base_version(options["weights"]), image_size=options["image_size"],
+                                base=base_version(options["weights"], dataset), image_size=options["image_size"],
                                 epochs=options["epochs"], lr=options["lr"],
                                 pseudo_threshold=options["pseudo_threshold"],
                                 soft_vote_weight=options["soft_vote_weight"], seed=options["seed"], enqueue=False)

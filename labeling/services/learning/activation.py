@@ -1,8 +1,11 @@
-"""Activating a model version: its features are extracted, indexed, then it becomes the active version, and the
-dataset is clustered and its queues rebuilt, as a chain of jobs. The previous version keeps serving until the new
-one's neighbour index exists; rolling back is activating an earlier version (its features are already there)."""
+"""Activating a model version on one dataset: its features are extracted, indexed, then it becomes that dataset's
+active version, and the dataset is clustered and its queues rebuilt, as a chain of jobs. Every dataset has its own
+active version: the chain touches its own dataset only. The previous version keeps serving until the new one's
+neighbour index exists; rolling back is activating the dataset's previous version again (its features are already
+there)."""
 
 from labeling.models import Clustering, Dataset, FeatureSet, Job, ModelVersion
+from labeling.selectors.training import rollback_target
 from labeling.services.jobs.lifecycle import JobConflict
 from labeling.services.learning.model_versions import ModelVersionError, model_version_activate
 
@@ -11,7 +14,7 @@ DEFAULT_K = 10
 
 
 def version_activate(*, version: ModelVersion, dataset: Dataset, user=None) -> Job:
-    """Start the chain extract_features -> build_index -> (activate) -> cluster -> build_queue.
+    """Start the chain extract_features -> build_index -> (activate on ``dataset``) -> cluster -> build_queue.
 
     Raises:
         ModelVersionError: when the version is not ready, or its weights file is missing or unreadable (checked
@@ -21,7 +24,7 @@ def version_activate(*, version: ModelVersion, dataset: Dataset, user=None) -> J
     from labeling.services.learning.jobs import extraction_start
     from mlcore.features.backbone import WeightsError, build_backbone
 
-    if version.status not in (ModelVersion.Status.READY, ModelVersion.Status.ACTIVE):
+    if version.status != ModelVersion.Status.READY:
         raise ModelVersionError(f"model version {version.name!r} is {version.status}; only a ready version can be "
                                 "activated")
     try:
@@ -32,8 +35,24 @@ def version_activate(*, version: ModelVersion, dataset: Dataset, user=None) -> J
                             chain={"activate": version.pk, "next": list(CHAIN)})
 
 
+def dataset_rollback(*, dataset: Dataset, user=None) -> Job:
+    """Activate the dataset's previous version again (selectors.training.rollback_target), through the same chain;
+    other datasets are left as they are.
+
+    Raises:
+        ModelVersionError: when the dataset has no earlier version to return to, or its weights are unusable.
+        JobConflict: when the same extraction is already queued or running.
+    """
+    dataset.refresh_from_db(fields=["active_version"])
+    previous = rollback_target(dataset=dataset)
+    if previous is None:
+        raise ModelVersionError(f"dataset {dataset.name!r} has no earlier active version to roll back to")
+    return version_activate(version=previous, dataset=dataset, user=user)
+
+
 def chain_continue(*, job: Job, feature_set: FeatureSet) -> list[Job]:
-    """After a chained job succeeded: activate the version once its index exists, then start the next step."""
+    """After a chained job succeeded: activate the version on the chain's dataset (the feature set's) once its index
+    exists, then start the next step."""
     from labeling.services.learning.jobs import clustering_start, index_start
 
     chain = job.arguments.get("chain")
@@ -41,7 +60,8 @@ def chain_continue(*, job: Job, feature_set: FeatureSet) -> list[Job]:
         return []
     activate = chain.get("activate")
     if job.kind == Job.Kind.BUILD_INDEX and activate:
-        model_version_activate(version=ModelVersion.objects.get(pk=activate))
+        model_version_activate(version=ModelVersion.objects.get(pk=activate), dataset=feature_set.dataset,
+                               user=job.created_by)
         activate = None
     steps = list(chain.get("next") or [])
     if not steps:

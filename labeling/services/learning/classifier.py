@@ -20,7 +20,6 @@ from labeling.models import (
     Job,
     LabelClass,
     LabelSchema,
-    ModelVersion,
     Prediction,
     QueuePolicy,
 )
@@ -32,10 +31,10 @@ KEEP_HEAD_FILES = 3
 
 
 def current_feature_set(*, dataset: Dataset) -> FeatureSet | None:
-    """The vectors the queue and the probability model use: the active model version's, else the most recently
-    updated non-empty feature set of the dataset."""
+    """The vectors the queue and the probability model use: the dataset's active model version's, else the most
+    recently updated non-empty feature set of the dataset. Another dataset's active version never counts here."""
     sets = FeatureSet.objects.filter(dataset=dataset, count__gt=0).select_related("model_version", "dataset")
-    return (sets.filter(model_version__status=ModelVersion.Status.ACTIVE).order_by("rotation_invariant").first()
+    return (sets.filter(model_version=F("dataset__active_version")).order_by("rotation_invariant").first()
             or sets.order_by("-updated_at", "-pk").first())
 
 

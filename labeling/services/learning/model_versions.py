@@ -1,4 +1,5 @@
-"""Model versions: the backbone, weights and image size that turn images into feature vectors.
+"""Model versions: the backbone, weights and image size that turn images into feature vectors, and which one is
+active on each dataset.
 
 The same request twice gives the same version, so features are never computed twice for one model. A checkpoint
 file is identified by its path and SHA-256: replacing the file under the same name makes a new version.
@@ -9,7 +10,7 @@ from pathlib import Path
 
 from django.db import transaction
 
-from labeling.models import ModelVersion
+from labeling.models import Activation, Dataset, ModelVersion
 from mlcore.weights import GALAXY
 
 IMAGE_SIZES = range(32, 425)
@@ -109,10 +110,19 @@ def model_version_get_or_create(*, backbone: str = "resnet18", weights: str = "g
 
 
 @transaction.atomic
-def model_version_activate(*, version: ModelVersion) -> ModelVersion:
-    """Make ``version`` the active one (its features feed the pages); the previous active one becomes ready."""
-    ModelVersion.objects.filter(status=ModelVersion.Status.ACTIVE).exclude(pk=version.pk).update(
-        status=ModelVersion.Status.READY)
-    version.status = ModelVersion.Status.ACTIVE
-    version.save(update_fields=["status"])
-    return version
+def model_version_activate(*, version: ModelVersion, dataset: Dataset, user=None) -> Dataset:
+    """Make ``version`` the active one of ``dataset`` alone (its features feed that dataset's neighbours, clusters
+    and queues) and record the switch in the dataset's activation history. Other datasets keep their own version.
+
+    Returns:
+        The dataset, with ``active_version`` set.
+    """
+    # The row lock makes the check and the switch one step: chains of one dataset that finish at once record one
+    # switch each, in the order they leave the dataset, so the history's last row is the version left active (what
+    # the rollback reads).
+    locked = Dataset.objects.select_for_update().get(pk=dataset.pk)
+    if locked.active_version_id != version.pk:
+        Dataset.objects.filter(pk=dataset.pk).update(active_version=version)
+        Activation.objects.create(dataset=dataset, model_version=version, activated_by=user)
+    dataset.active_version = version
+    return dataset

@@ -1,6 +1,7 @@
 """A retrain cycle: fine-tune the backbone on the dataset's labels, soft volunteer votes and confident
 pseudo-labels (mlcore.training.finetune), evaluate it on the fixed held-out split beside the previous version and a
-pixel baseline, and record the result as a new ModelVersion, activated when it beats the active one."""
+pixel baseline, and record the result as a new ModelVersion, activated on the dataset when it beats the dataset's
+active one."""
 
 from functools import partial
 from pathlib import Path
@@ -41,7 +42,8 @@ def retrain_start(*, dataset: Dataset, schema: LabelSchema | None = None, backbo
     """Queue a retrain cycle: a new ModelVersion (status queued) and the job that trains it.
 
     Args:
-        base: the version whose weights training starts from; None for a seeded random initialisation.
+        base: the version whose weights training starts from; None for a seeded random initialisation. The
+            previous version the new one is measured against is ``base``, else the dataset's active version.
         image_size: pixels per side; default the base's own, or 96 from random initialisation.
 
     Raises:
@@ -73,15 +75,15 @@ def retrain_start(*, dataset: Dataset, schema: LabelSchema | None = None, backbo
     version = ModelVersion.objects.create(
         name=unique_version_name(f"{backbone} · {dataset.slug} cycle {cycle} · {image_size} px"), backbone=backbone,
         weights=ModelVersion.Weights.FILE, seed=seed, image_size=image_size, status=ModelVersion.Status.QUEUED,
-        parent=base or ModelVersion.objects.filter(status=ModelVersion.Status.ACTIVE).first(), trained_on=dataset,
+        parent=base or ModelVersion.objects.filter(active_for=dataset).first(), trained_on=dataset,
         schema=schema, method="finetune", hyperparameters=hyperparameters, created_by=user)
     arguments = {"model_version": version.pk, "base": base.pk if base else None}
     return job_create(kind=Job.Kind.RETRAIN, arguments=arguments, dataset=dataset, user=user, enqueue=enqueue)
 
 
 def retrain_run(*, job: Job, reporter: JobReporter) -> dict:
-    """The work of a retrain job. The version ends ready (or failed, with the reason); the active version changes
-    only when the new one is ready and better on the held-out split."""
+    """The work of a retrain job. The version ends ready (or failed, with the reason); the dataset's active version
+    changes only when the new one is ready and better on the held-out split."""
     version = ModelVersion.objects.select_related("trained_on", "schema", "parent").get(
         pk=job.arguments["model_version"])
     ModelVersion.objects.filter(pk=version.pk).update(status=ModelVersion.Status.TRAINING)
@@ -155,8 +157,9 @@ def _train_and_evaluate(version: ModelVersion, job: Job, reporter: JobReporter) 
 
 
 def _activate_if_better(version: ModelVersion, metrics: dict, job: Job) -> bool:
-    """Activation (and its chain of jobs) when the new version beats the previous one on the same held-out
-    galaxies; the previous one is the active version, or random features when none is active."""
+    """Activation on the dataset trained on (and its chain of jobs) when the new version beats the previous one on
+    the same held-out galaxies; the previous one is the starting version or the dataset's active one, else random
+    features."""
     from labeling.services.learning.activation import version_activate
 
     previous = (metrics["baselines"].get("previous version") or {}).get("accuracy")

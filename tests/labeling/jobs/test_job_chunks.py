@@ -14,7 +14,7 @@ import pytest
 from django.test import override_settings
 
 from labeling import tasks
-from labeling.models import FeatureSet, Job, JobChunk, ModelVersion
+from labeling.models import FeatureSet, Job, JobChunk
 from labeling.services.jobs.lifecycle import job_create, job_rerun, jobs_mark_abandoned, task_cluster
 from labeling.services.learning import features as features_service
 from labeling.services.learning.activation import version_activate
@@ -67,9 +67,9 @@ def test_the_chunk_that_finishes_last_continues_the_activation_chain(dataset, dj
         version_activate(version=version, dataset=dataset)
 
     assert JobChunk.objects.count() == 3
-    version.refresh_from_db()
+    dataset.refresh_from_db()
     feature_set = FeatureSet.objects.get()
-    assert version.status == ModelVersion.Status.ACTIVE and feature_set.has_index
+    assert dataset.active_version == version and feature_set.has_index
     assert feature_set.clusterings.count() == 1
     kinds = set(Job.objects.values_list("kind", flat=True))
     assert {Job.Kind.EXTRACT_FEATURES, Job.Kind.BUILD_INDEX, Job.Kind.CLUSTER} <= kinds

@@ -227,3 +227,18 @@ def test_a_missing_index_file_means_no_neighbours_rather_than_an_error(as_expert
     feature_set.index_file.unlink()
     response = as_expert.get(reverse("galaxy-detail", args=[dataset.galaxies.first().pk]))
     assert response.status_code == 200 and response.context["feature_set"] is None
+
+
+def test_the_jobs_page_marks_the_feature_sets_of_each_datasets_own_active_version(as_expert, dataset, feature_set,
+                                                                                  tmp_path):
+    from labeling.services.learning.model_versions import model_version_activate
+
+    other = galaxy10_subset(tmp_path / "other", name="Other survey")
+    other_set = indexed(extracted(other))  # the same model version, not active on the other survey
+    model_version_activate(version=feature_set.model_version, dataset=dataset)
+
+    page = as_expert.get(reverse("job-list")).content.decode()
+
+    rows = {key: page.split(f'data-feature-set="{key}"', 1)[1].split("</tr>", 1)[0]
+            for key in (feature_set.pk, other_set.pk)}
+    assert ">active</span>" in rows[feature_set.pk] and ">active</span>" not in rows[other_set.pk]

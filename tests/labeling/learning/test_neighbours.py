@@ -87,7 +87,7 @@ def test_the_pages_use_the_active_model_versions_features_else_the_latest_index(
     first = indexed(extracted(dataset))
     second = indexed(extracted(dataset, tiny_model(seed=1)))
     assert selectors.feature_set_for(dataset=dataset) == second
-    model_version_activate(version=first.model_version)
+    model_version_activate(version=first.model_version, dataset=dataset)
     assert selectors.feature_set_for(dataset=dataset) == first
     assert selectors.feature_set_for(dataset=dataset, feature_set_id=second.pk) == second
 

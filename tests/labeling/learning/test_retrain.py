@@ -9,7 +9,9 @@ from django.core.management import CommandError, call_command
 from django.test import TestCase
 
 from labeling import tasks
-from labeling.models import Classifier, ExpertLabel, FeatureSet, Job, ModelVersion
+from labeling.management.commands.retrain import base_version
+from labeling.models import Classifier, Dataset, ExpertLabel, FeatureSet, Job, ModelVersion
+from labeling.selectors.training import rollback_target
 from labeling.services.jobs.lifecycle import JobConflict, jobs_mark_abandoned
 from labeling.services.learning.activation import version_activate
 from labeling.services.learning.classifier import classifier_fit
@@ -40,7 +42,7 @@ def test_a_cycle_makes_a_ready_version_with_held_out_metrics_and_baselines(datas
     job = cycle(dataset)
     assert job.status == Job.Status.SUCCEEDED, job.error
     version = ModelVersion.objects.get(pk=job.result["model_version"])
-    assert version.status in (ModelVersion.Status.READY, ModelVersion.Status.ACTIVE)
+    assert version.status == ModelVersion.Status.READY
     assert Path(version.checkpoint).is_file() and len(version.checkpoint_sha256) == 64
     metrics = version.metrics
     assert set(metrics["baselines"]) == {"previous version", "pixels PCA(20) + LR"}
@@ -94,8 +96,28 @@ def test_the_command_prints_the_held_out_accuracy(dataset, capsys):
         call_command("retrain", "--dataset", dataset.name, "--weights", "/nowhere/model.pt")
 
 
+def test_a_cycle_is_measured_against_its_own_datasets_active_version(dataset):
+    elsewhere = Dataset.objects.create(name="Elsewhere", slug="elsewhere")
+    theirs, ours = (ModelVersion.objects.create(name=name, image_size=32) for name in ("theirs", "ours"))
+    model_version_activate(version=ours, dataset=dataset)
+    model_version_activate(version=theirs, dataset=elsewhere)  # activated last: no longer "the" active one
+    job = retrain_start(dataset=dataset, enqueue=False, **TINY)
+    assert ModelVersion.objects.get(pk=job.arguments["model_version"]).parent == ours
+
+
+def test_the_command_starts_from_the_datasets_own_active_version_when_asked(dataset):
+    elsewhere = Dataset.objects.create(name="Elsewhere", slug="elsewhere")
+    model_version_activate(version=ModelVersion.objects.create(name="theirs", image_size=32), dataset=elsewhere)
+    with pytest.raises(CommandError, match=f"dataset {dataset.name!r} has no active model version"):
+        base_version("active", dataset)
+    ours = ModelVersion.objects.create(name="ours", image_size=32)
+    model_version_activate(version=ours, dataset=dataset)
+    assert base_version("active", dataset) == ours
+
+
 def test_a_cancelled_cycle_fails_its_version_and_keeps_the_active_one(dataset, monkeypatch):
-    active = model_version_activate(version=ModelVersion.objects.create(name="serving", image_size=32))
+    active = ModelVersion.objects.create(name="serving", image_size=32)
+    model_version_activate(version=active, dataset=dataset)
     job = retrain_start(dataset=dataset, enqueue=False, **TINY)
     Job.objects.filter(pk=job.pk).update(cancel_requested=True)
     tasks.retrain(job.pk)
@@ -103,12 +125,13 @@ def test_a_cancelled_cycle_fails_its_version_and_keeps_the_active_one(dataset, m
     version = ModelVersion.objects.get(pk=job.arguments["model_version"])
     assert job.status == Job.Status.CANCELLED and version.status == ModelVersion.Status.FAILED
     assert version.error == "cancelled" and not version.checkpoint
-    active.refresh_from_db()
-    assert active.status == ModelVersion.Status.ACTIVE
+    dataset.refresh_from_db()
+    assert dataset.active_version == active and version.parent == active
 
 
 def test_a_worker_killed_mid_training_leaves_the_version_failed_with_the_reason(dataset):
-    active = model_version_activate(version=ModelVersion.objects.create(name="serving", image_size=32))
+    active = ModelVersion.objects.create(name="serving", image_size=32)
+    model_version_activate(version=active, dataset=dataset)
     job = retrain_start(dataset=dataset, enqueue=False, **TINY)
     dead = os.fork()
     if dead == 0:
@@ -122,22 +145,22 @@ def test_a_worker_killed_mid_training_leaves_the_version_failed_with_the_reason(
     assert jobs_mark_abandoned() == 1
     version = ModelVersion.objects.get(pk=job.arguments["model_version"])
     assert version.status == ModelVersion.Status.FAILED and f"pid {dead}" in version.error
-    assert ModelVersion.objects.get(status=ModelVersion.Status.ACTIVE) == active
+    dataset.refresh_from_db()
+    assert dataset.active_version == active
 
 
 def test_activating_runs_extraction_index_activation_clusters_and_queues(dataset,
                                                                          django_capture_on_commit_callbacks):
     job = cycle(dataset)
     version = ModelVersion.objects.get(pk=job.result["model_version"])
-    ModelVersion.objects.filter(pk=version.pk).update(status=ModelVersion.Status.READY)
-    version.refresh_from_db()
+    Dataset.objects.filter(pk=dataset.pk).update(active_version=None)  # whether or not the cycle won
     with django_capture_on_commit_callbacks(execute=True):
         version_activate(version=version, dataset=dataset)
     kinds = list(Job.objects.order_by("pk").values_list("kind", "status"))
     assert [kind for kind, _ in kinds[-4:]] == ["extract_features", "build_index", "cluster", "build_queue"]
     assert all(status == "succeeded" for _, status in kinds[-4:]), kinds
-    version.refresh_from_db()
-    assert version.status == ModelVersion.Status.ACTIVE
+    dataset.refresh_from_db()
+    assert dataset.active_version == version and version.status == ModelVersion.Status.READY
     feature_set = FeatureSet.objects.get(model_version=version, dataset=dataset)
     assert feature_set.has_index and feature_set.clusterings.exists()
 
@@ -150,7 +173,8 @@ def test_rollback_activates_an_earlier_version_again(dataset, django_capture_on_
         version.refresh_from_db()
         with django_capture_on_commit_callbacks(execute=True):
             version_activate(version=version, dataset=dataset)
-    assert ModelVersion.objects.get(status=ModelVersion.Status.ACTIVE) == first
+    dataset.refresh_from_db()
+    assert dataset.active_version == first and rollback_target(dataset=dataset) == second
 
 
 def test_an_unreadable_checkpoint_is_refused_before_anything_changes(dataset):
@@ -159,7 +183,7 @@ def test_an_unreadable_checkpoint_is_refused_before_anything_changes(dataset):
     assert job.status == Job.Status.SUCCEEDED, job.error
     version = ModelVersion.objects.get(pk=job.result["model_version"])
     # Whether or not the cycle won and activated itself, "serving" is the active version when the test starts.
-    model_version_activate(version=active)
+    model_version_activate(version=active, dataset=dataset)
     version.refresh_from_db()
     assert version.status == ModelVersion.Status.READY
     Path(version.checkpoint).write_bytes(b"not a checkpoint")
@@ -167,7 +191,8 @@ def test_an_unreadable_checkpoint_is_refused_before_anything_changes(dataset):
     with pytest.raises(ModelVersionError, match="cannot be activated"):
         version_activate(version=version, dataset=dataset)
     assert Job.objects.count() == jobs_before
-    assert ModelVersion.objects.get(status=ModelVersion.Status.ACTIVE).pk == active.pk
+    dataset.refresh_from_db()
+    assert dataset.active_version == active
 
 
 def test_a_full_disk_fails_the_cycle_with_a_clear_error_and_no_file(dataset, monkeypatch):
@@ -210,7 +235,7 @@ def test_a_cycle_from_the_galaxy_backbone_trains_on_its_crop_and_passes_it_on(da
         tasks.retrain(job.pk)
     version.refresh_from_db()
 
-    assert version.status in (ModelVersion.Status.READY, ModelVersion.Status.ACTIVE), version.error
+    assert version.status == ModelVersion.Status.READY, version.error
     assert input_crop(version.checkpoint) == 0.5
 
 

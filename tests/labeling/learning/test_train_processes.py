@@ -58,7 +58,7 @@ def test_a_cycle_on_two_training_processes_makes_a_ready_version_with_its_metric
 
     assert job.status == Job.Status.SUCCEEDED, job.error
     version = ModelVersion.objects.get(pk=job.result["model_version"])
-    assert version.status in (ModelVersion.Status.READY, ModelVersion.Status.ACTIVE)
+    assert version.status == ModelVersion.Status.READY
     assert version.metrics["processes"] == 2 and len(version.metrics["history"]) == 1
     assert 0 <= version.metrics["held_out"]["accuracy"] <= 1
     _, info = load_model(version.checkpoint)
@@ -71,7 +71,8 @@ def test_a_cycle_on_two_training_processes_makes_a_ready_version_with_its_metric
 @override_settings(GALAXY_TRAIN_PROCESSES=2)
 def test_a_failing_training_process_fails_the_cycle_with_its_stderr_and_keeps_the_active_version(
         dataset, monkeypatch):
-    active = model_version_activate(version=ModelVersion.objects.create(name="serving", image_size=32))
+    active = ModelVersion.objects.create(name="serving", image_size=32)
+    model_version_activate(version=active, dataset=dataset)
     fake_launcher(monkeypatch, """
         import sys
         sys.stderr.write("[rank1]: torch.OutOfMemoryError: CUDA out of memory\\n")
@@ -85,7 +86,8 @@ def test_a_failing_training_process_fails_the_cycle_with_its_stderr_and_keeps_th
     assert "TrainingProcessError" in job.error and "exit status 1" in job.error
     assert "CUDA out of memory" in job.error and "CUDA out of memory" in version.error
     assert version.status == ModelVersion.Status.FAILED and not version.checkpoint
-    assert ModelVersion.objects.get(status=ModelVersion.Status.ACTIVE) == active
+    dataset.refresh_from_db()
+    assert dataset.active_version == active
     assert temporary_folders() == []
 
 

@@ -1,5 +1,5 @@
-"""The Training page (model versions, retrain cycles, activation and rollback), each dataset's learning curve, the
-admin actions that start them, and who may do what."""
+"""The Training page (model versions, retrain cycles, activation and rollback per dataset), each dataset's learning
+curve, the admin actions that start them, and who may do what."""
 
 import json
 import re
@@ -10,10 +10,11 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from labeling import tasks
-from labeling.models import Dataset, ExpertLabel, FeatureSet, Job, LabelSchema, ModelVersion
+from labeling.models import Activation, Dataset, ExpertLabel, FeatureSet, Job, LabelSchema, ModelVersion
+from labeling.services.learning.model_versions import model_version_activate
 from labeling.services.learning.retrain import retrain_start
 from labeling.views import training as training_views
-from tests.labeling.ml_helpers import galaxy10_subset_for_training
+from tests.labeling.ml_helpers import galaxy10_subset, galaxy10_subset_for_training
 
 pytestmark = pytest.mark.django_db
 TINY = {"image_size": 32, "epochs": 1}
@@ -184,23 +185,29 @@ def test_the_training_page_costs_the_same_queries_for_one_or_five_versions(clien
         return len(captured)
 
     first = version(bare_dataset, "cycle 1", user=admin_user)
+    model_version_activate(version=first, dataset=bare_dataset, user=admin_user)
     one = queries()
     for n in range(2, 6):
         other = Dataset.objects.create(name=f"Other {n}", slug=f"other-{n}")
-        version(other, f"cycle {n}", user=admin_user, parent=first)
-    assert ModelVersion.objects.count() == 5 and queries() == one <= 10, one
+        model_version_activate(version=first, dataset=other)
+        model_version_activate(version=version(other, f"cycle {n}", user=admin_user, parent=first), dataset=other,
+                               user=admin_user)
+    page = client.get(reverse("training")).content.decode()
+    assert page.count("Roll back</button>") == 4 and page.count(">active on Other") == 4
+    assert ModelVersion.objects.count() == 5 and queries() == one <= 13, one
 
 
 def test_the_learning_curve_has_one_point_per_trained_version(client, dataset, expert):
     galaxy = dataset.galaxies.order_by("pk").first()
     version(dataset, "cycle 1", expert_labels=10, metrics=metrics(accuracy=0.5))
-    version(dataset, "cycle 2", status="active", expert_labels=20, metrics=metrics(
+    active = version(dataset, "cycle 2", expert_labels=20, metrics=metrics(
         accuracy=0.75, mistakes=[{"index": 0, "true": "2", "predicted": "5", "probability": 0.93,
                                   "galaxy": galaxy.pk}]))
     version(dataset, "cycle 3", status="failed", metrics={})
     version(dataset, "cycle 4", status="queued", metrics={})
     version(dataset, "pretrained", method="simclr", metrics={})
     version(Dataset.objects.create(name="Elsewhere", slug="elsewhere"), "other dataset")
+    model_version_activate(version=active, dataset=dataset)
     client.force_login(expert)
     response = client.get(reverse("training-curve", args=[dataset.slug]))
     points = curve_points(response)
@@ -212,6 +219,7 @@ def test_the_learning_curve_has_one_point_per_trained_version(client, dataset, e
     page = response.content.decode()
     assert f'href="{reverse("galaxy-detail", args=[galaxy.pk])}"' in page and galaxy.thumbnail.url in page
     assert "p = 0.93" in page and "js/training_curve.js" in page and "vendor/echarts/echarts.min.js" in page
+    assert re.search(rf'<tr data-version="{active.pk}">.*?status-succeeded">active<', page, re.S)
 
 
 def test_a_dataset_without_cycles_explains_how_to_run_one(client, bare_dataset, expert):
@@ -229,7 +237,8 @@ def test_activating_a_version_without_its_checkpoint_shows_why_and_changes_nothi
         response.content.decode()
     broken.refresh_from_db()
     assert broken.status == "ready" and not Job.objects.exists() and not FeatureSet.objects.exists()
-    assert not ModelVersion.objects.filter(status="active").exists()
+    dataset.refresh_from_db()
+    assert dataset.active_version is None and not Activation.objects.exists()
 
 
 def test_activating_a_ready_version_starts_the_chain(client, dataset, admin_user):
@@ -298,16 +307,57 @@ def test_the_admin_actions_start_a_cycle_and_an_activation(client, dataset, admi
 
     ready = version(dataset, "cycle 0", weights="random")
     client.post(reverse("admin:labeling_modelversion_changelist"), {
-        "action": "activate_version", "_selected_action": [ready.pk]})
-    assert Job.objects.get(kind=Job.Kind.EXTRACT_FEATURES).arguments["chain"]["activate"] == ready.pk
+        "action": "activate_on_training_dataset", "_selected_action": [ready.pk]})
+    job = Job.objects.get(kind=Job.Kind.EXTRACT_FEATURES)
+    assert job.arguments["chain"]["activate"] == ready.pk and job.dataset == dataset
 
 
 def test_the_admin_activation_reports_a_missing_checkpoint(client, dataset, admin_user):
     broken = version(dataset, "cycle 1", weights="file", checkpoint="/nowhere/backbone.pt")
     client.force_login(admin_user)
     response = client.post(reverse("admin:labeling_modelversion_changelist"), {
-        "action": "activate_version", "_selected_action": [broken.pk]}, follow=True)
+        "action": "activate_on_training_dataset", "_selected_action": [broken.pk]}, follow=True)
     assert "cannot be activated" in response.content.decode() and not Job.objects.exists()
+
+
+def test_the_admin_activates_versions_of_two_datasets_each_on_its_own(client, dataset, admin_user, tmp_path):
+    elsewhere = galaxy10_subset(tmp_path / "elsewhere", name="Elsewhere")
+    ours, theirs = version(dataset, "ours", weights="random"), version(elsewhere, "theirs", weights="random", seed=1)
+    twin = version(dataset, "twin", weights="random", seed=2)
+    client.force_login(admin_user)
+    response = client.post(reverse("admin:labeling_modelversion_changelist"), {
+        "action": "activate_on_training_dataset", "_selected_action": [ours.pk, twin.pk]}, follow=True)
+    assert "trained on the same dataset" in response.content.decode() and not Job.objects.exists()
+    client.post(reverse("admin:labeling_modelversion_changelist"), {
+        "action": "activate_on_training_dataset", "_selected_action": [ours.pk, theirs.pk]})
+    started = {job.dataset_id: job.arguments["chain"]["activate"] for job in Job.objects.all()}
+    assert started == {dataset.pk: ours.pk, elsewhere.pk: theirs.pk}
+
+
+def test_the_active_versions_show_per_dataset_and_an_admin_rolls_one_back(client, dataset, admin_user, expert):
+    elsewhere = Dataset.objects.create(name="Elsewhere", slug="elsewhere")
+    first, second = version(dataset, "cycle 1", weights="random"), version(dataset, "cycle 2", weights="random")
+    model_version_activate(version=first, dataset=dataset)
+    model_version_activate(version=second, dataset=dataset, user=admin_user)
+    model_version_activate(version=first, dataset=elsewhere)
+    client.force_login(expert)
+    page = client.get(reverse("training")).content.decode()
+    row = re.search(rf'<tr data-dataset="{dataset.slug}">(.*?)</tr>', page, re.S).group(1)
+    assert "cycle 2" in row and "cycle 1" in row and "ada" in row and "Roll back" not in row
+    assert "active on Elsewhere" in page and f"active on {dataset.name}" in page
+    assert client.post(reverse("training-rollback", args=[dataset.slug])).status_code == 403
+
+    client.force_login(admin_user)
+    response = client.post(reverse("training-rollback", args=[dataset.slug]), follow=True)
+
+    job = Job.objects.get()
+    assert f"Rollback of {dataset.name} started" in response.content.decode() and f"job #{job.pk}" in \
+        response.content.decode()
+    assert job.dataset == dataset and job.arguments["chain"]["activate"] == first.pk
+    response = client.post(reverse("training-rollback", args=[elsewhere.slug]), follow=True)
+    assert "Could not roll back Elsewhere" in response.content.decode()
+    assert "has no earlier active version to roll back to" in response.content.decode()
+    assert Job.objects.count() == 1
 
 
 def test_a_real_cycle_appears_on_its_learning_curve(client, dataset, expert):
