@@ -116,9 +116,10 @@ class RetrainForm(forms.Form):
         label="Pseudo-label threshold", min_value=0.5, max_value=1.0, initial=0.95,
         widget=forms.NumberInput(attrs={"step": "any"}),
         help_text="Unlabelled galaxies the probability model is this sure of become pseudo-labels.")
-    soft_vote_weight = forms.FloatField(label="Soft-vote weight", min_value=0.0, max_value=10.0, initial=0.3,
+    soft_vote_weight = forms.FloatField(label="Soft-vote weight", min_value=0.0, max_value=10.0, initial=1.0,
                                         widget=forms.NumberInput(attrs={"step": "any"}),
-                                        help_text="Weight of the volunteer vote fractions in the loss.")
+                                        help_text="Weight of the volunteers' votes in the loss (per vote, on "
+                                                  "the scale of a label's cross-entropy).")
     seed = forms.IntegerField(initial=0)
 
     def __init__(self, *args, **kwargs):

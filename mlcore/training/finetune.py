@@ -3,12 +3,13 @@
 Each batch's loss is
 
     mean over labelled galaxies of (cross-entropy x label weight)
-    + soft_vote_weight x mean over galaxies with votes of (Dirichlet-multinomial NLL of their vote counts)
+    + soft_vote_weight x mean over galaxies with votes of (Dirichlet-multinomial NLL of their vote counts per vote)
 
 where labels are expert labels (weight 1) or pseudo-labels (weight ``pseudo_weight``, filled in by the caller), and
-the vote term is Zoobot's likelihood over the decision tree (``mlcore.training.losses.vote_loss``). Images are decoded
-once (``mlcore.features.augment.decode_all``) and augmented per batch (``TrainAugment``). AdamW with a short linear
-warm-up, then cosine decay, over all steps.
+the vote term is Zoobot's likelihood over the decision tree divided by the galaxy's votes
+(``mlcore.training.losses.vote_loss_per_vote``: nats per vote, on the scale of the cross-entropy per label). Images
+are decoded once (``mlcore.features.augment.decode_all``) and augmented per batch (``TrainAugment``). AdamW with a
+short linear warm-up, then cosine decay, over all steps.
 
 Reproducibility. Under one ``config.seed`` a run on the CPU is bitwise repeatable: the heads and a random backbone
 are seeded, epochs are drawn and images augmented from generators derived from the seed, and
@@ -57,7 +58,7 @@ from mlcore.training.galaxy_model import (
     pseudo_labels,
     save_model,
 )
-from mlcore.training.losses import hard_label_loss, vote_loss
+from mlcore.training.losses import hard_label_loss, vote_loss_per_vote
 from mlcore.training.run_setup import make_optimizer, run_settings, seeded_generator, warmup_cosine
 
 __all__ = ["CheckpointError", "GalaxyModel", "TrainConfig", "TrainData", "TrainResult", "TrainingCancelled",
@@ -98,7 +99,7 @@ class TrainConfig:
     lr: float = 1e-3
     weight_decay: float = 1e-4
     image_size: int = 96
-    soft_vote_weight: float = 0.3
+    soft_vote_weight: float = 1.0
     pseudo_weight: float = 0.5
     balance: bool = True
     seed: int = 0
@@ -246,7 +247,8 @@ def _fit(model: GalaxyModel, data: TrainData, config: TrainConfig, device: torch
                     / max(1, int(has_label[rows].sum()))
                 hit = int(((logits.argmax(dim=1) == hard) & has_label[share].to(device)).sum())
             if vote_outputs is not None:
-                parts[1] = vote_loss(vote_outputs, data.votes[share].to(device), model.question_slices).sum() \
+                parts[1] = vote_loss_per_vote(vote_outputs, data.votes[share].to(device),
+                                              model.question_slices).sum() \
                     / max(1, int(has_votes[rows].sum()))
             loss = parts[0] + config.soft_vote_weight * parts[1]
             optimizer.zero_grad(set_to_none=True)

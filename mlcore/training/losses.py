@@ -85,6 +85,24 @@ def vote_loss(outputs: torch.Tensor, counts: torch.Tensor, question_slices: Sequ
     return loss
 
 
+def vote_loss_per_vote(outputs: torch.Tensor, counts: torch.Tensor,
+                       question_slices: Sequence[tuple[int, int]]) -> torch.Tensor:
+    """:func:`vote_loss` divided by each galaxy's votes over all its questions: nats per vote, one value per galaxy.
+
+    The summed likelihood grows with the votes (10-30 nats for a galaxy with 40 volunteers), against about 1 nat of
+    cross-entropy for a label: added as it is, the votes drown the labels unless the caller's weight shrinks with
+    the number of volunteers. Per vote, both terms are on one scale (a single vote costs exactly the cross-entropy
+    of the predicted fractions), and within a galaxy a question still weighs by the votes it got (the Galaxy Zoo
+    weighting of dependent questions is kept). A galaxy without votes gives 0.
+
+    Raises:
+        ValueError: as :func:`vote_loss`.
+    """
+    loss = vote_loss(outputs, counts, question_slices)
+    votes = sum(counts[:, start:stop].sum(dim=1) for start, stop in question_slices)
+    return loss / votes.to(loss.dtype).clamp(min=1)
+
+
 def concentrations_from_outputs(outputs: torch.Tensor) -> torch.Tensor:
     """Raw vote-head outputs -> Dirichlet concentrations in (1, 100), element-wise."""
     return MIN_CONCENTRATION + (MAX_CONCENTRATION - MIN_CONCENTRATION) * torch.sigmoid(outputs)

@@ -1,5 +1,5 @@
 """One retrain cycle: `python manage.py retrain --dataset NAME [--schema NAME] [--backbone resnet18]
-[--weights galaxy|random|PATH|VERSION] [--image-size S] [--epochs 5] [--pseudo-threshold 0.95] [--soft-vote-weight 0.3]
+[--weights galaxy|random|PATH|VERSION] [--image-size S] [--epochs 5] [--pseudo-threshold 0.95] [--soft-vote-weight 1]
 [--seed 0]`."""
 
 from django.core.management.base import BaseCommand, CommandError
@@ -50,7 +50,8 @@ class Command(BaseCommand):
         parser.add_argument("--lr", type=float, default=1e-3, help="learning rate")
         parser.add_argument("--pseudo-threshold", type=float, default=0.95,
                             help="probability above which an unlabelled galaxy gets a pseudo-label")
-        parser.add_argument("--soft-vote-weight", type=float, default=0.3)
+        parser.add_argument("--soft-vote-weight", type=float, default=1.0,
+                            help="weight of the volunteers' votes (nats per vote) against the labels' cross-entropy")
         parser.add_argument("--seed", type=int, default=0)
 
     def handle(self, *args, **options):

@@ -37,7 +37,7 @@ def versions_dir() -> Path:
 
 def retrain_start(*, dataset: Dataset, schema: LabelSchema | None = None, backbone: str = "resnet18",
                   base: ModelVersion | None = None, image_size: int | None = None, epochs: int = 5, lr: float = 1e-3,
-                  pseudo_threshold: float = 0.95, soft_vote_weight: float = 0.3, seed: int = 0, user=None,
+                  pseudo_threshold: float = 0.95, soft_vote_weight: float = 1.0, seed: int = 0, user=None,
                   enqueue: bool = True) -> Job:
     """Queue a retrain cycle: a new ModelVersion (status queued) and the job that trains it.
 

@@ -119,7 +119,7 @@ def test_the_retrain_form_offers_the_documented_defaults(client, dataset, admin_
     form = client.get(reverse("training")).context["retrain_form"]
     initial = {name: field.initial for name, field in form.fields.items() if field.initial is not None}
     assert initial == {"backbone": "resnet18", "epochs": 5, "lr": 1e-3, "pseudo_threshold": 0.95,
-                       "soft_vote_weight": 0.3, "seed": 0}
+                       "soft_vote_weight": 1.0, "seed": 0}
     assert form.fields["base"].empty_label == "random initialisation (seeded)"
 
 

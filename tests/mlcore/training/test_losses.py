@@ -8,7 +8,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from mlcore.training.losses import dirichlet_multinomial_nll, expected_fractions, hard_label_loss, vote_loss
+from mlcore.training.losses import (
+    dirichlet_multinomial_nll,
+    expected_fractions,
+    hard_label_loss,
+    vote_loss,
+    vote_loss_per_vote,
+)
 
 
 def polya_urn_probability(counts: list[int], concentrations: list[float]) -> float:
@@ -136,3 +142,22 @@ def test_the_hard_loss_ignores_unlabelled_rows_and_applies_the_weights():
 def test_mismatched_shapes_and_labels_raise_naming_them(call, shape):
     with pytest.raises(ValueError, match=shape.replace("(", r"\(").replace(")", r"\)").replace(".", r"\.")):
         call()
+
+
+def test_per_vote_one_vote_costs_the_cross_entropy_of_the_predicted_fractions_and_many_votes_do_not_add_up():
+    slices = [(0, 2), (2, 5)]
+    outputs = torch.randn(3, 5, generator=torch.Generator().manual_seed(3))
+    # One volunteer's vote (answer 0, then answer 2 of the second question); then 4 and 400 volunteers.
+    counts = torch.tensor([[1.0, 0, 0, 0, 1.0], [3.0, 1.0, 1.0, 1.0, 2.0], [300.0, 100.0, 100.0, 100.0, 200.0]])
+
+    summed = vote_loss(outputs, counts, slices)
+    per_vote = vote_loss_per_vote(outputs, counts, slices)
+
+    assert torch.allclose(per_vote, summed / torch.tensor([2.0, 8.0, 800.0]))
+    # A single vote under a Dirichlet-multinomial is a categorical draw with the expected fractions: per vote, the
+    # loss is the mean cross-entropy of the two answers, the scale of the hard-label term.
+    fractions = expected_fractions(outputs, slices)
+    cross_entropy = -(torch.log(fractions[0, 0]) + torch.log(fractions[0, 4])) / 2
+    assert torch.allclose(per_vote[0], cross_entropy, atol=1e-5)
+    assert summed[2] > 20 * summed[0] and per_vote[2] < per_vote[0]  # summed, 400 volunteers drown one
+    assert vote_loss_per_vote(outputs, torch.zeros(3, 5), slices).eq(0).all()
