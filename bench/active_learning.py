@@ -1,22 +1,25 @@
-"""Benchmark: how many labels active learning saves on real galaxies, averaged over several seeds.
+"""Benchmark: how many labels active learning saves on real galaxies, over several seeds, with the default features.
 
-The labels of a real dataset are hidden behind an oracle; each query strategy asks for labels round by round, a
-calibrated logistic-regression head on frozen ResNet-18 features (seeded random weights: nothing can be
-downloaded here) is refitted, and its accuracy is measured on a fixed held-out split (mlcore.active.simulation, the
-same code as `manage.py simulate_active_learning`). Prints, per strategy, the mean final accuracy and the labels
-needed to reach random sampling's final accuracy, over the seeds.
+The labels of a real dataset are hidden behind an oracle; each query strategy asks for labels round by round, the
+product's probability head (mlcore.active.head) is refitted on the galaxy backbone's features (the product's default,
+mlcore/weights) and scored on held-out galaxies: mlcore.active.simulation, the code behind
+`manage.py simulate_active_learning`, and the verdict table of mlcore.active.curves that the command and the
+/simulations/ page show.
 
-    .venv/bin/python bench/active_learning.py [--data galaxy10|gz-examples] [--seeds 0 1 2] [--image-size 128]
+    python bench/active_learning.py [--data ../shared/data] [--tasks kaggle_gz2_dev,decals_rings]
+        [--seeds 5] [--initial 20] [--step 20] [--budget N] [--start shared,own] [--json FILE]
 
-Data: galaxy10 = the 110 real Galaxy10 DECaLS images bundled in labeling/demo_data (10 classes); gz-examples = the
-727 Galaxy Zoo example galaxies in ../shared/data/galaxy_zoo_examples, labelled by the question they illustrate.
+Tasks (../shared/data, the team's development sets): kaggle_gz2_dev (spiral or not, 3,484 SDSS galaxies, a quarter
+spiral), decals_rings (ring or not, 470 DECaLS galaxies, balanced), galaxy_zoo_examples (the Galaxy Zoo question
+each of 727 example images illustrates). Each seed draws its own 25% held-out split and its own initial labels.
+Starts: "shared" (every strategy starts from one random draw of the initial labels per seed, so the curves differ by
+the queries alone) and "own" (each strategy picks its first labels itself: the cold start a new project has).
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
-import statistics
+import json
 import sys
 import time
 from pathlib import Path
@@ -26,75 +29,67 @@ import torch
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
+sys.path.insert(0, str(REPO_ROOT / "bench"))
 
-from mlcore.active.simulation import simulate  # noqa: E402
-from mlcore.features.backbone import build_backbone  # noqa: E402
-from mlcore.features.extraction import extract  # noqa: E402
-from mlcore.features.images import ImageFiles, make_loader, make_transform  # noqa: E402
+from feature_quality import load_tasks  # noqa: E402
+from feature_sets import cnn  # noqa: E402
 
-DATA = {
-    "galaxy10": (REPO_ROOT / "labeling" / "demo_data" / "galaxy10", "label"),
-    "gz-examples": (REPO_ROOT.parent / "shared" / "data" / "galaxy_zoo_examples", "question_title"),
-}
-STRATEGIES = ["margin", "entropy", "least_confidence", "bald", "typiclust", "kcenter", "cluster_margin", "combined"]
+from mlcore.active.curves import table  # noqa: E402
+from mlcore.active.query import DEFAULT_STRATEGY  # noqa: E402
+from mlcore.active.simulation import simulate_seeds  # noqa: E402
 
-
-def labelled_images(name: str) -> tuple[list[Path], np.ndarray]:
-    folder, column = DATA[name]
-    if not folder.exists():
-        raise SystemExit(f"{folder} is not present")
-    with open(folder / "labels.csv", newline="") as handle:
-        rows = list(csv.DictReader(handle))
-    return [folder / row["file"] for row in rows], np.array([row[column] for row in rows])
+# The largest budget per task: 400 labels (20 rounds of 20), but at most about half of a small pool, where every
+# strategy would otherwise end on the same labels and "saved" would count the pool running out.
+BUDGETS = {"kaggle_gz2_dev": 400, "decals_rings": 200, "galaxy_zoo_examples": 300}
+STRATEGIES = ["margin", "bald", "typiclust", "kcenter", "cluster_margin", "combined"]
+# For two classes least confidence, entropy and margin rank the pool identically: margin stands for all three.
 
 
-def features_of(paths: list[Path], image_size: int) -> np.ndarray:
-    model = build_backbone("resnet18", weights="random", seed=0)
-    loader = make_loader(ImageFiles(paths, np.arange(len(paths)), make_transform(image_size)), batch_size=32)
-    vectors = np.zeros((len(paths), 512), dtype=np.float32)
-    for batch in extract(model, loader, device="cpu"):
-        vectors[batch.keys] = batch.vectors
-    return vectors
+def task_labels(task: dict, name: str) -> np.ndarray:
+    # galaxy_zoo_examples: the question an image illustrates, not its answer (most answers have one or two images).
+    return task["groups"] if name == "galaxy_zoo_examples" else task["labels"]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", choices=sorted(DATA), default="galaxy10")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--image-size", type=int, default=128)
-    parser.add_argument("--initial", type=int, default=10)
-    parser.add_argument("--step", type=int, default=5)
-    parser.add_argument("--rounds", type=int, default=10)
-    parser.add_argument("--strategies", nargs="+", default=STRATEGIES)
+    parser.add_argument("--data", type=Path, default=REPO_ROOT.parent / "shared" / "data")
+    parser.add_argument("--tasks", default="kaggle_gz2_dev,decals_rings")
+    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--initial", type=int, default=20)
+    parser.add_argument("--step", type=int, default=20)
+    parser.add_argument("--budget", type=int, help="labels at the end (default: BUDGETS per task)")
+    parser.add_argument("--start", default="shared,own")
+    parser.add_argument("--strategies", default=",".join(STRATEGIES))
+    parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     torch.set_num_threads(2)
-    paths, labels = labelled_images(args.data)
-    started = time.perf_counter()
-    features = features_of(paths, args.image_size)
-    print(f"{args.data}: {len(paths)} galaxies, {len(set(labels))} classes; ResNet-18 (random weights) features at "
-          f"{args.image_size} px in {time.perf_counter() - started:.1f} s")
-    runs = []
-    for seed in args.seeds:
-        runs.append(simulate(features, labels, strategies=args.strategies, initial=args.initial, step=args.step,
-                             rounds=args.rounds, seed=seed, min_labels=args.initial))
-    first = runs[0]["parameters"]
-    print(f"pool {first['n_pool']}, held out {first['n_test']}; initial {args.initial}, step {args.step}, "
-          f"{args.rounds} rounds; seeds {args.seeds}\n")
-    print(f"{'strategy':<18} {'labels':>6} {'accuracy':>9} {'balanced':>9} {'labels to random final':>23} "
-          f"{'seconds':>8}")
-    for strategy in runs[0]["curves"]:
-        finals = [run["curves"][strategy][-1] for run in runs]
-        needed = [run["savings"]["per_strategy"].get(strategy) if strategy != "random" else
-                  run["savings"]["baseline_labels"] for run in runs]
-        reached = [n for n in needed if n is not None]
-        needed_text = (f"{statistics.mean(reached):.1f} ({len(reached)}/{len(runs)} seeds)" if reached
-                       else f"never (0/{len(runs)})")
-        print(f"{strategy:<18} {finals[0]['labels']:>6} {statistics.mean(f['accuracy'] for f in finals):>9.3f} "
-              f"{statistics.mean(f['balanced_accuracy'] for f in finals):>9.3f} {needed_text:>23} "
-              f"{statistics.mean(run['seconds'][strategy] for run in runs):>8.1f}")
-    saved = [run["savings"]["labels_saved"] for run in runs if run["savings"].get("labels_saved") is not None]
-    best = [run["savings"]["best"] for run in runs]
-    print(f"\nbest strategy per seed: {best}; labels saved against random: {saved or 'none'}")
+    if not args.data.is_dir():
+        raise SystemExit(f"{args.data}: not a folder (the development data, ../shared/data)")
+    tasks = load_tasks(args.data)
+    strategies = args.strategies.split(",")
+    report = {"date": time.strftime("%Y-%m-%d"), "seeds": args.seeds, "default": DEFAULT_STRATEGY, "tasks": {}}
+    for name in args.tasks.split(","):
+        task = tasks[name]
+        started = time.perf_counter()
+        features, _ = cnn(task["paths"], "galaxy")
+        labels = task_labels(task, name)
+        print(f"\n## {name}: {len(labels)} galaxies, {len(set(labels))} classes; galaxy backbone features in "
+              f"{time.perf_counter() - started:.0f} s", flush=True)
+        report["tasks"][name] = {}
+        rounds = ((args.budget or BUDGETS.get(name, 400)) - args.initial) // args.step
+        for start in args.start.split(","):
+            started = time.perf_counter()
+            result = simulate_seeds(features, labels, seeds=range(args.seeds), strategies=strategies,
+                                    initial=args.initial, step=args.step, rounds=rounds, start=start)
+            parameters = result["parameters"]
+            print(f"\n{start} start: pool {parameters['n_pool']}, held out {parameters['n_test']}; initial "
+                  f"{args.initial} + {args.step} per round; {time.perf_counter() - started:.0f} s")
+            print("\n".join(table(result["savings"], default=DEFAULT_STRATEGY)), flush=True)
+            report["tasks"][name][start] = {"parameters": parameters, "curves": result["curves"],
+                                            "savings": result["savings"], "seconds": result["seconds"]}
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(report, indent=1))
 
 
 if __name__ == "__main__":

@@ -12,13 +12,14 @@ from labeling.models.labels import LabelClass, LabelSchema
 from labeling.models.ml import FeatureSet, ModelVersion
 
 # The names of mlcore.active.query.STRATEGIES, kept here as choices so that migrations do not import mlcore.
+# The first is mlcore.active.query.DEFAULT_STRATEGY (a test checks they agree).
 STRATEGY_CHOICES = [
+    ("cluster_margin", "cluster-margin (uncertain and diverse; the default)"),
     ("combined", "combined score (uncertainty + typicality + volunteer disagreement)"),
     ("margin", "margin (smallest gap between the two likeliest classes)"),
     ("least_confidence", "least confidence"),
     ("entropy", "entropy"),
     ("bald", "BALD (disagreement of an ensemble)"),
-    ("cluster_margin", "cluster-margin (uncertain and diverse)"),
     ("typiclust", "typical (TypiClust)"),
     ("kcenter", "k-center greedy (core-set)"),
     ("disagreement", "volunteer disagreement"),
@@ -30,7 +31,7 @@ class QueuePolicy(models.Model):
     """How the labelling queues of one dataset are filled; an admin sets it."""
 
     dataset = models.OneToOneField(Dataset, on_delete=models.CASCADE, related_name="queue_policy")
-    strategy = models.CharField(max_length=20, choices=STRATEGY_CHOICES, default="combined")
+    strategy = models.CharField(max_length=20, choices=STRATEGY_CHOICES, default=STRATEGY_CHOICES[0][0])
     weights = models.JSONField(default=dict, blank=True,
                                help_text='Weights of the combined score, e.g. {"margin": 1, "typicality": 0.5, '
                                          '"disagreement": 0.5}; empty for the defaults.')

@@ -254,7 +254,8 @@ def evaluate(y_true, y_pred, classes) -> dict:
         classes: every class to report, in the order of the confusion matrix; labels are compared as str.
 
     Returns:
-        {"n", "accuracy", "balanced_accuracy" (mean recall over the classes present in ``y_true``), "classes",
+        {"n", "accuracy", "balanced_accuracy" (mean recall over the classes present in ``y_true``), "macro_f1"
+        (mean F1 over the same classes), "classes",
         "per_class": {class: {"precision", "recall", "f1", "support"}}, "confusion": [[count of true class i
         predicted as class j, ...], ...]}.
 
@@ -277,6 +278,7 @@ def evaluate(y_true, y_pred, classes) -> dict:
         "n": int(len(truth)),
         "accuracy": float((truth == predicted).mean()),
         "balanced_accuracy": float(recall[present].mean()),
+        "macro_f1": float(f1[present].mean()),
         "classes": names,
         "per_class": {name: {"precision": float(precision[i]), "recall": float(recall[i]), "f1": float(f1[i]),
                              "support": int(support[i])} for i, name in enumerate(names)},

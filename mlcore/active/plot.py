@@ -1,5 +1,6 @@
-"""Writing an active-learning simulation's results: the learning curves as JSON and as a two-panel PNG (accuracy and
-balanced accuracy against labels, random dashed), both written atomically."""
+"""Writing an active-learning simulation's results: the learning curves as JSON and as a two-panel PNG (mean balanced
+accuracy and macro-F1 against labels with a band of one standard deviation over the seeds, random dashed), both
+written atomically."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import tempfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from mlcore.active.simulation import BASELINE
+from mlcore.active.curves import BASELINE
 
 
 def write_results(result: Mapping, out_dir) -> tuple[Path, Path]:
@@ -35,27 +36,38 @@ def _figure(result: Mapping):
     parameters, curves, savings = result["parameters"], result["curves"], result["savings"]
     figure = Figure(figsize=(12, 4.8), layout="constrained")
     panels = figure.subplots(1, 2)
-    for axes, metric, title in ((panels[0], "accuracy", "Accuracy"),
-                                (panels[1], "balanced_accuracy", "Balanced accuracy")):
+    for axes, metric, title in ((panels[0], "balanced_accuracy", "Balanced accuracy"),
+                                (panels[1], "macro_f1", "Macro-F1")):
         for name, points in curves.items():
-            axes.plot([p["labels"] for p in points], [p[metric] for p in points], marker="o", markersize=3,
-                      linestyle="--" if name == BASELINE else "-", linewidth=2 if name == BASELINE else 1.5,
-                      color="black" if name == BASELINE else None, zorder=3 if name == BASELINE else 2, label=name)
-        if metric == "accuracy":
-            axes.axhline(savings["baseline_final_accuracy"], color="grey", linestyle=":", linewidth=1,
-                         label=f"{BASELINE} final ({savings['baseline_final_accuracy']:.3f})")
+            labels = [p["labels"] for p in points]
+            mean = [p[metric] for p in points]
+            line = axes.plot(labels, mean, marker="o", markersize=3, linestyle="--" if name == BASELINE else "-",
+                             linewidth=2 if name == BASELINE else 1.5, color="black" if name == BASELINE else None,
+                             zorder=3 if name == BASELINE else 2, label=name)[0]
+            spread = [p.get(f"{metric}_sd", 0.0) for p in points]
+            if any(spread):  # one band of +-1 standard deviation over the seeds
+                axes.fill_between(labels, [m - s for m, s in zip(mean, spread, strict=True)],
+                                  [m + s for m, s in zip(mean, spread, strict=True)], color=line.get_color(),
+                                  alpha=0.12, linewidth=0)
+        if metric == savings.get("metric"):
+            axes.axhline(savings["target"], color="grey", linestyle=":", linewidth=1,
+                         label=f"{BASELINE} at {savings['final_labels']} ({savings['target']:.3f})")
         axes.set_title(title)
         axes.set_xlabel("labelled galaxies")
         axes.set_ylabel(title.lower())
         axes.grid(alpha=0.3)
     panels[0].legend(fontsize="small")
+    seeds = parameters.get("seeds") or [parameters.get("seed")]
     headline = (f"Active learning on {parameters['n_galaxies']:,} galaxies ({parameters['n_pool']:,} in the pool, "
-                f"{parameters['n_test']:,} held out, {len(parameters['classes'])} classes)")
-    best, saved = savings["best"], savings["labels_saved"]
+                f"{parameters['n_test']:,} held out, {len(parameters['classes'])} classes), mean of {len(seeds)} "
+                f"seed{'s' if len(seeds) != 1 else ''}")
+    best = savings["best"]
     if best is not None:
-        change = f"{saved} fewer" if saved >= 0 else f"{-saved} more"
-        headline += (f"\n{best} reaches {BASELINE}'s final accuracy with {savings['per_strategy'][best]} labels, "
-                     f"{change} than {BASELINE} ({savings['baseline_labels']})")
+        row = savings["per_strategy"][best]
+        headline += (f"\n{best} reaches {BASELINE}'s balanced accuracy at {savings['final_labels']} labels with "
+                     f"{row['labels_needed']} labels ({row['saved_fraction']:.0%} saved)")
+    else:
+        headline += f"\nno strategy reaches {BASELINE}'s balanced accuracy at {savings['final_labels']} labels sooner"
     figure.suptitle(headline)
     return figure
 

@@ -15,10 +15,9 @@ import numpy as np
 from sklearn.model_selection import train_test_split
 
 from mlcore.active import query
+from mlcore.active.curves import BASELINE, mean_curves, savings
 from mlcore.active.head import ProbabilityHead, evaluate
 from mlcore.clusters.kmeans import kmeans
-
-BASELINE = "random"
 
 # k-means clusters of the pool for cluster_margin: twice the number of classes, at most this many.
 MAX_CLUSTERS = 50
@@ -39,12 +38,16 @@ def simulate(
     vote_questions=None,
     progress: Callable[[str, int, int], None] | None = None,
     head_factory: Callable[[], object] | None = None,
+    start: str = "shared",
 ) -> dict:
     """Learning curves of query strategies against random sampling, on one held-out split.
 
-    Each strategy queries ``initial`` galaxies with no model (the query module's cold start), then for ``rounds``
-    rounds fits a head on its labels, scores it on the held-out galaxies and queries ``step`` more with the head's
-    probabilities, stopping early when the pool runs out. Every strategy sees the same split and the same seeds.
+    Every strategy starts from ``initial`` labels, then for ``rounds`` rounds fits a head on its labels, scores it
+    on the held-out galaxies and queries ``step`` more with the head's probabilities, stopping early when the pool
+    runs out. Every strategy sees the same split and the same seeds. With ``start="shared"`` the initial labels are
+    one random draw from the pool, the same for every strategy (what a project has before it queries: the curves
+    then differ by the queries alone); with ``start="own"`` each strategy picks them itself with no model (its cold
+    start, ``query.choose``), which is what a new project's first batch is.
 
     Args:
         features: (n, d) feature vectors.
@@ -63,12 +66,14 @@ def simulate(
         progress: called as ``progress(strategy, points_done, points_planned)`` after each point.
         head_factory: returns an unfitted head (``fit``, ``predict``, ``predict_proba``, ``member_proba``);
             default ``ProbabilityHead(seed=seed)``.
+        start: "shared" or "own" (above).
 
     Returns:
         {"parameters": {the inputs other than arrays and callables, "n_galaxies", "n_features", "n_test",
-        "n_pool", "classes"}, "curves": {strategy: [{"labels", "accuracy", "balanced_accuracy", "strategy_used"},
-        ...]}, "savings": :func:`label_savings` of the curves, "seconds": {strategy: wall time},
-        "queried": {strategy: indices into ``features`` in the order they were queried}}. Plain JSON types only.
+        "n_pool", "classes"}, "curves": {strategy: [{"labels", "accuracy", "balanced_accuracy", "macro_f1",
+        "strategy_used"}, ...]}, "savings": ``mlcore.active.curves.savings`` of this one run, "seconds": {strategy:
+        wall time}, "queried": {strategy: indices into ``features`` in the order they were queried}}. Plain JSON
+        types only.
         ``strategy_used`` is what ``query.choose`` reports for the batch that brought the labels to that point
         (e.g. "typiclust" for a cold start).
 
@@ -87,6 +92,8 @@ def simulate(
     if initial < 1 or step < 1 or rounds < 0:
         raise ValueError(f"need initial >= 1, step >= 1 and rounds >= 0, got {initial}, {step}, {rounds}")
     ordered = strategy_order(strategies)
+    if start not in ("shared", "own"):
+        raise ValueError(f"start must be 'shared' or 'own', got {start!r}")
     if "disagreement" in ordered and vote_questions is None:
         raise ValueError("strategy 'disagreement' needs vote_questions: pass the volunteers' votes per question")
 
@@ -104,7 +111,12 @@ def simulate(
         "seed": seed,
         "factory": head_factory or (lambda: ProbabilityHead(seed=seed)),
         "clusters": None,
+        "start": None,
     }
+    if start == "shared":
+        # The same draw random sampling makes for its own first batch, so random's curve is the same either way.
+        context["start"] = query.random_sample(len(pool), n=min(initial, len(pool)),
+                                               labelled=np.zeros(len(pool), dtype=bool), seed=_round_seed(seed, 0))
     if any("clusters" in query.strategy_needs(name, weights=weights) for name in ordered) and len(pool) >= 2:
         k = min(max(2, 2 * len(classes)), MAX_CLUSTERS, len(pool))
         context["clusters"] = kmeans(context["features"], k, seed=seed).labels
@@ -120,11 +132,11 @@ def simulate(
 
     parameters = {
         "strategies": ordered, "initial": initial, "step": step, "rounds": rounds, "seed": seed,
-        "test_fraction": test_fraction, "min_labels": min_labels, "weights": _plain_weights(weights),
+        "test_fraction": test_fraction, "min_labels": min_labels, "start": start, "weights": _plain_weights(weights),
         "n_galaxies": len(matrix), "n_features": matrix.shape[1], "n_test": len(test), "n_pool": len(pool),
         "classes": classes,
     }
-    return {"parameters": parameters, "curves": curves, "savings": label_savings(curves, baseline=BASELINE),
+    return {"parameters": parameters, "curves": curves, "savings": savings([curves], baseline=BASELINE),
             "seconds": seconds, "queried": queried}
 
 
@@ -181,13 +193,17 @@ def _curve(strategy: str, context: dict, *, initial: int, step: int, rounds: int
         batch = initial if r == 0 else step
         # Model outputs only where the strategy reads them. Without a head (no labels yet, or one class only) there
         # are none, and query.choose runs its cold start for the strategies that need them.
-        probs = head.predict_proba(context["features"]) if head is not None and "probs" in needs else None
-        members = head.member_proba(context["features"]) if head is not None and "member_probs" in needs else None
-        selection = query.choose(
-            strategy, n=min(batch, remaining), labelled=labelled.copy(), features=context["features"], probs=probs,
-            member_probs=members, clusters=context["clusters"], vote_questions=context["vote_questions"],
-            weights=context["weights"], seed=_round_seed(context["seed"], r), min_labels=context["min_labels"],
-        )
+        if r == 0 and context["start"] is not None:
+            selection = query.Selection(context["start"], np.full(len(context["start"]), np.nan), "random")
+        else:
+            probs = head.predict_proba(context["features"]) if head is not None and "probs" in needs else None
+            members = head.member_proba(context["features"]) if head is not None and "member_probs" in needs else None
+            selection = query.choose(
+                strategy, n=min(batch, remaining), labelled=labelled.copy(), features=context["features"],
+                probs=probs, member_probs=members, clusters=context["clusters"],
+                vote_questions=context["vote_questions"], weights=context["weights"],
+                seed=_round_seed(context["seed"], r), min_labels=context["min_labels"],
+            )
         chosen = np.asarray(selection.indices, dtype=np.int64)
         if len(chosen) and (chosen.min() < 0 or chosen.max() >= len(labelled) or labelled[chosen].any()):
             raise RuntimeError(f"query.choose({strategy!r}) returned indices outside the unlabelled pool: {chosen}")
@@ -197,7 +213,8 @@ def _curve(strategy: str, context: dict, *, initial: int, step: int, rounds: int
         head, predicted = _fit_and_predict(context, labelled)
         scores = evaluate(context["test_labels"], predicted, context["classes"])
         points.append({"labels": int(labelled.sum()), "accuracy": scores["accuracy"],
-                       "balanced_accuracy": scores["balanced_accuracy"], "strategy_used": str(selection.strategy)})
+                       "balanced_accuracy": scores["balanced_accuracy"], "macro_f1": scores["macro_f1"],
+                       "strategy_used": str(selection.strategy)})
         if progress is not None:
             progress(strategy, r + 1, rounds + 1)
         if labelled.all():
@@ -245,43 +262,36 @@ def _plain_weights(weights):
     return [float(value) for value in np.ravel(weights)]
 
 
-def label_savings(curves: Mapping[str, Sequence[Mapping]], baseline: str = BASELINE) -> dict:
-    """How many labels each strategy needs to reach the baseline's final accuracy.
+def simulate_seeds(features, labels, *, seeds: Sequence[int] = (0, 1, 2, 3, 4), progress=None, **options) -> dict:
+    """:func:`simulate` once per seed (each its own split, initial labels and random choices), averaged.
 
-    The baseline's own count is the fewest labels at which its curve reaches its final accuracy (the same rule as
-    for the others, so a baseline that plateaued early is not flattered).
+    Args:
+        seeds: one run per seed, at least one.
+        progress: called as ``progress(f"seed {seed}: {strategy}", points_done, points_planned)``.
+        options: the other arguments of :func:`simulate` (strategies, initial, step, rounds, start, ...).
 
     Returns:
-        {"baseline_final_accuracy", "baseline_labels", "per_strategy": {strategy: labels needed, or None if its
-        curve never gets there}, "best": the strategy needing fewest labels (ties: higher final accuracy, then
-        name) or None, "labels_saved": baseline_labels - best's labels (negative when it needs more) or None,
-        "saved_fraction": labels_saved / baseline_labels or None, "final_accuracy": {strategy: its last point's
-        accuracy, the baseline's included}}. The last is there because the label count alone misses a strategy
-        that beats the baseline from the first point on while the baseline stays flat (both "need" the first point).
+        {"parameters": the first run's, with "seeds" instead of "seed"; "curves": ``mean_curves`` (mean and spread
+        of each metric per budget); "savings": ``mlcore.active.curves.savings`` over the seeds; "seconds": wall time
+        per strategy summed over the seeds; "runs": [{"seed", "curves"} per seed]}. Plain JSON types only.
 
     Raises:
-        ValueError: when the baseline has no curve.
+        ValueError: no seeds, and whatever :func:`simulate` raises.
     """
-    if not curves.get(baseline):
-        raise ValueError(f"no curve for the baseline {baseline!r} among {sorted(curves)}")
-    target = float(curves[baseline][-1]["accuracy"])
-
-    def labels_to_reach(points) -> int | None:
-        # A hair of tolerance: accuracies are means over one held-out set, equal values may differ in the last bit.
-        return min((int(p["labels"]) for p in points if p["accuracy"] >= target - 1e-9), default=None)
-
-    baseline_labels = labels_to_reach(curves[baseline])
-    per_strategy = {name: labels_to_reach(points) for name, points in curves.items() if name != baseline}
-    reached = [(needed, -float(curves[name][-1]["accuracy"]), name) for name, needed in per_strategy.items()
-               if needed is not None]
-    best = min(reached)[2] if reached else None
-    saved = baseline_labels - per_strategy[best] if best is not None else None
-    return {
-        "baseline_final_accuracy": target,
-        "baseline_labels": baseline_labels,
-        "per_strategy": per_strategy,
-        "best": best,
-        "labels_saved": saved,
-        "saved_fraction": saved / baseline_labels if saved is not None and baseline_labels else None,
-        "final_accuracy": {name: float(points[-1]["accuracy"]) for name, points in curves.items() if points},
-    }
+    seeds = [int(seed) for seed in seeds]
+    if not seeds:
+        raise ValueError("seeds must name at least one seed")
+    runs, seconds, parameters = [], {}, None
+    for seed in seeds:
+        report = None if progress is None else (lambda name, done, total, seed=seed:
+                                                progress(f"seed {seed}: {name}", done, total))
+        result = simulate(features, labels, seed=seed, progress=report, **options)
+        runs.append({"seed": seed, "curves": result["curves"]})
+        for name, value in result["seconds"].items():
+            seconds[name] = round(seconds.get(name, 0.0) + value, 3)
+        if parameters is None:
+            parameters = {key: value for key, value in result["parameters"].items() if key != "seed"}
+    parameters["seeds"] = seeds
+    curves = [run["curves"] for run in runs]
+    return {"parameters": parameters, "curves": mean_curves(curves), "savings": savings(curves),
+            "seconds": seconds, "runs": runs}

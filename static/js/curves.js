@@ -1,5 +1,6 @@
-// Learning curves of an active-learning simulation: accuracy and balanced accuracy against the number of labels,
-// one line per strategy (random dashed), with random's final accuracy as a dotted reference line.
+// Learning curves of an active-learning simulation: mean balanced accuracy and macro-F1 against the number of
+// labels, one line per strategy (random dashed) with a band of one standard deviation over the seeds, and random's
+// mean at the final budget as a dotted reference line (the target the "labels saved" figure counts to).
 (function () {
   "use strict";
   var source = document.getElementById("curves-data");
@@ -10,29 +11,48 @@
   var PALETTE = ["#3b6fd8", "#e8590c", "#2b8a3e", "#c2255c", "#7048e8", "#0b7285", "#f08c00", "#5c940d",
                  "#862e9c", "#1864ab"];
 
+  function band(name, points, field, color) {
+    // Two stacked series per strategy, named like its line so the legend toggles all three: the lower edge
+    // (invisible) and the band's height above it (filled).
+    var spread = field + "_sd";
+    if (!points.some(function (p) { return p[spread]; })) {
+      return [];
+    }
+    var common = { name: name, type: "line", stack: "band-" + name, symbol: "none", silent: true,
+                   lineStyle: { opacity: 0 }, tooltip: { show: false } };
+    return [
+      Object.assign({}, common, { data: points.map(function (p) { return [p.labels, p[field] - p[spread]]; }) }),
+      Object.assign({}, common, { areaStyle: { color: color, opacity: 0.12 },
+                                  data: points.map(function (p) { return [p.labels, 2 * p[spread]]; }) })
+    ];
+  }
+
   function draw(elementId, field, title) {
     var element = document.getElementById(elementId);
     if (!element) {
       return;
     }
-    var names = Object.keys(data.curves);
-    var series = names.map(function (name, i) {
+    var series = [];
+    Object.keys(data.curves).forEach(function (name, i) {
+      var points = data.curves[name].filter(function (p) { return p[field] != null; });
       var isRandom = name === "random";
-      return {
-        name: name, type: "line", symbolSize: 5,
+      var color = isRandom ? "#868e96" : PALETTE[i % PALETTE.length];
+      series.push({
+        name: name, type: "line", symbolSize: 5, z: 3,
         lineStyle: { type: isRandom ? "dashed" : "solid", width: isRandom ? 2 : 2.5 },
-        itemStyle: { color: isRandom ? "#868e96" : PALETTE[i % PALETTE.length] },
-        data: data.curves[name].map(function (p) { return [p.labels, p[field]]; }),
-        markLine: isRandom && field === "accuracy" && data.baseline != null ? {
+        itemStyle: { color: color },
+        data: points.map(function (p) { return [p.labels, p[field]]; }),
+        markLine: isRandom && field === "balanced_accuracy" && data.target != null ? {
           silent: true, symbol: "none", lineStyle: { type: "dotted", color: "#868e96" },
-          label: { formatter: "random's final" }, data: [{ yAxis: data.baseline }]
+          label: { formatter: "random's final" }, data: [{ yAxis: data.target }]
         } : undefined
-      };
+      });
+      series = series.concat(band(name, points, field, color));
     });
     var chart = window.echarts.init(element, null, { renderer: "canvas" });
     chart.setOption({
       title: { text: title, left: "center", textStyle: { fontSize: 14 } },
-      tooltip: { trigger: "axis", valueFormatter: function (v) { return v.toFixed(3); } },
+      tooltip: { trigger: "axis", valueFormatter: function (v) { return v == null ? "" : v.toFixed(3); } },
       legend: { bottom: 0 },
       grid: { left: 50, right: 20, top: 40, bottom: 60 },
       xAxis: { type: "value", name: "labels", nameLocation: "middle", nameGap: 28, min: "dataMin" },
@@ -43,6 +63,6 @@
     window.addEventListener("resize", function () { chart.resize(); });
   }
 
-  draw("curve-accuracy", "accuracy", "accuracy");
-  draw("curve-balanced", "balanced_accuracy", "balanced accuracy");
+  draw("curve-balanced", "balanced_accuracy", "balanced accuracy (mean over seeds)");
+  draw("curve-f1", "macro_f1", "macro-F1 (mean over seeds)");
 }());

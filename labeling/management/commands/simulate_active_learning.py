@@ -1,5 +1,6 @@
 """Measure what active learning saves: `python manage.py simulate_active_learning --dataset NAME --oracle LABELS.csv
---strategy S [--strategy S2 ...] [--initial 20] [--step 20] [--rounds 15] [--seed 0] [--out DIR]`."""
+--strategy S [--strategy S2 ...] [--initial 20] [--step 20] [--rounds 19] [--seeds 5] [--seed 0] [--start shared|own]
+[--out DIR]`. Prints the verdict table of mlcore.active.curves (mean balanced accuracy over the seeds)."""
 
 from pathlib import Path
 
@@ -23,14 +24,19 @@ class Command(BaseCommand):
                             help="a query strategy; repeat for several (random is always added as the baseline)")
         parser.add_argument("--initial", type=int, default=20, help="labels of the first round")
         parser.add_argument("--step", type=int, default=20, help="labels added per round")
-        parser.add_argument("--rounds", type=int, default=15)
-        parser.add_argument("--seed", type=int, default=0)
+        parser.add_argument("--rounds", type=int, default=19, help="rounds after the first (19: up to 400 labels)")
+        parser.add_argument("--seeds", type=int, default=5,
+                            help="runs, each with its own split, initial labels and random choices (mean and spread)")
+        parser.add_argument("--seed", type=int, default=0, help="the first seed; the runs use seed .. seed+seeds-1")
+        parser.add_argument("--start", choices=("shared", "own"), default="shared",
+                            help="shared: every strategy starts from one random draw of --initial labels per seed; "
+                                 "own: each picks its first labels itself (its cold start)")
         parser.add_argument("--test-fraction", type=float, default=0.25, help="held-out share, never queried")
         parser.add_argument("--feature-set", type=int, help="the feature set's id (default: the latest)")
         parser.add_argument("--out", type=Path, default=Path("var/simulations"), help="folder for the results")
 
     def handle(self, *args, **options):
-        for name in ("initial", "step", "rounds"):
+        for name in ("initial", "step", "rounds", "seeds"):
             if options[name] < 1:
                 raise CommandError(f"--{name} must be at least 1, got {options[name]}")
         if not 0.05 <= options["test_fraction"] <= 0.5:
@@ -44,27 +50,30 @@ class Command(BaseCommand):
         try:
             simulation = simulation_run(
                 dataset=dataset, feature_set=feature_set, oracle=options["oracle"], strategies=options["strategy"],
-                initial=options["initial"], step=options["step"], rounds=options["rounds"], seed=options["seed"],
+                initial=options["initial"], step=options["step"], rounds=options["rounds"],
+                seeds=list(range(options["seed"], options["seed"] + options["seeds"])), start=options["start"],
                 test_fraction=options["test_fraction"], out_dir=options["out"], progress=progress)
         except (OracleError, ValueError) as exc:
             raise CommandError(str(exc)) from None
         self._report(simulation)
 
     def _report(self, simulation) -> None:
+        from mlcore.active.curves import table
+        from mlcore.active.query import DEFAULT_STRATEGY
+
         parameters = simulation.parameters
         self.stdout.write(f"{parameters.get('n_pool')} galaxies to query, {parameters.get('n_test')} held out, "
-                          f"features {parameters.get('model_version')}")
-        self.stdout.write(f"{'strategy':<18} {'labels':>6} {'accuracy':>9} {'balanced':>9} {'seconds':>8}")
-        for strategy, points in simulation.curves.items():
-            last = points[-1]
-            self.stdout.write(f"{strategy:<18} {last['labels']:>6} {last['accuracy']:>9.3f} "
-                              f"{last['balanced_accuracy']:>9.3f} {simulation.seconds.get(strategy, 0):>8.1f}")
+                          f"features {parameters.get('model_version')}, start {parameters.get('start')}")
+        for line in table(simulation.savings, default=DEFAULT_STRATEGY):
+            self.stdout.write(line)
         savings = simulation.savings
         if savings.get("best"):
+            row = savings["per_strategy"][savings["best"]]
             self.stdout.write(self.style.SUCCESS(
-                f"{savings['best']} reached random's final accuracy ({savings['baseline_final_accuracy']:.3f} at "
-                f"{savings['baseline_labels']} labels) with {savings['per_strategy'][savings['best']]} labels: "
-                f"{savings['labels_saved']} labels saved"))
+                f"{savings['best']} reached random's mean balanced accuracy at {savings['final_labels']} labels "
+                f"({savings['target']:.3f}) with {row['labels_needed']} labels: {row['labels_saved']} labels saved "
+                f"({row['saved_fraction']:.0%})"))
         else:
-            self.stdout.write("no strategy reached random's final accuracy with fewer labels")
+            self.stdout.write(f"no strategy reached random's mean balanced accuracy at {savings['final_labels']} "
+                              f"labels ({savings['target']:.3f}) with fewer labels")
         self.stdout.write(f"simulation #{simulation.pk}: {simulation.out_dir}/learning_curves.json and .png")

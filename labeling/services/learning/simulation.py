@@ -56,17 +56,19 @@ def oracle_read(*, path: Path, dataset: Dataset) -> dict[int, str]:
 
 
 def simulation_run(*, dataset: Dataset, feature_set: FeatureSet, oracle: Path, strategies: list[str],
-                   initial: int, step: int, rounds: int, seed: int, out_dir: Path, test_fraction: float = 0.25,
-                   progress: Callable[[str, int, int], None] | None = None, user=None) -> Simulation:
-    """Run every strategy (random always included) against the oracle on the feature set's vectors, write
-    learning_curves.json and learning_curves.png into ``out_dir`` and record the run.
+                   initial: int, step: int, rounds: int, seeds: list[int], out_dir: Path, test_fraction: float = 0.25,
+                   start: str = "shared", progress: Callable[[str, int, int], None] | None = None,
+                   user=None) -> Simulation:
+    """Run every strategy (random always included) against the oracle on the feature set's vectors, once per seed
+    (mlcore.active.simulation.simulate_seeds), write learning_curves.json and learning_curves.png into ``out_dir``
+    and record the run: mean curves with their spread, and the verdict over the seeds (mlcore.active.curves).
 
     Raises:
         OracleError: for an unusable oracle CSV.
         ValueError: for an unknown strategy, or fewer than two classes among the matched galaxies.
     """
     from mlcore.active.plot import write_results
-    from mlcore.active.simulation import simulate
+    from mlcore.active.simulation import simulate_seeds
     from mlcore.features.store import FeatureStore
 
     labels = oracle_read(path=oracle, dataset=dataset)
@@ -78,9 +80,9 @@ def simulation_run(*, dataset: Dataset, feature_set: FeatureSet, oracle: Path, s
     y = np.array([labels[int(g)] for g in ids])
     vote_questions = vote_questions_of(dataset, ids) if "disagreement" in strategies or "combined" in strategies \
         else None
-    result = simulate(store.get(ids).astype(np.float32), y, strategies=strategies, initial=initial, step=step,
-                      rounds=rounds, seed=seed, test_fraction=test_fraction, progress=progress,
-                      vote_questions=vote_questions or None)
+    result = simulate_seeds(store.get(ids).astype(np.float32), y, strategies=strategies, initial=initial, step=step,
+                            rounds=rounds, seeds=seeds, test_fraction=test_fraction, start=start,
+                            progress=progress, vote_questions=vote_questions or None)
     result["parameters"].update(dataset=dataset.name, feature_set=feature_set.pk,
                                 model_version=feature_set.model_version.name, oracle=str(oracle))
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -45,6 +45,27 @@ def test_it_writes_learning_curves_for_each_strategy_and_random(dataset, tmp_pat
         simulation.parameters["n_test"] == 24
     output = capsys.readouterr().out
     assert "margin" in output and "typiclust" in output and f"simulation #{simulation.pk}" in output
+    # Five seeds by default, each its own run; the verdict table is mlcore.active.curves' over them.
+    assert simulation.parameters["seeds"] == [0, 1, 2, 3, 4] and len(result["runs"]) == 5
+    assert simulation.savings == result["savings"] and simulation.savings["seeds"] == 5
+    assert "5 seeds; target: random's mean balanced accuracy at 12 labels" in output
+    assert all("balanced_accuracy_sd" in p and "macro_f1" in p for p in simulation.curves["margin"])
+
+
+def test_seeds_and_start_are_recorded_and_the_page_shows_the_verdict_the_command_printed(
+        dataset, tmp_path, client, expert, capsys):
+    simulate(dataset, tmp_path / "import" / "labels.csv", tmp_path / "out", "margin", seeds=2, seed=7, start="own")
+    simulation = Simulation.objects.get()
+    output = capsys.readouterr().out
+
+    assert simulation.parameters["seeds"] == [7, 8] and simulation.parameters["start"] == "own"
+    assert "2 seeds" in output
+    client.force_login(expert)
+    page = client.get(reverse("simulation-detail", args=[simulation.pk])).content.decode()
+    target = f"{simulation.savings['target']:.3f}"
+    assert target in output and target in page and "2 seeds (7, 8)" in page
+    margin = simulation.savings["per_strategy"]["margin"]
+    assert f"{margin['area']:.3f}" in output and f"{margin['area']:.3f}" in page
 
 
 def test_the_simulation_page_draws_the_recorded_curves(dataset, tmp_path, client, expert):
@@ -88,3 +109,11 @@ def test_an_empty_label_names_its_row(dataset, tmp_path):
 def test_an_unknown_strategy_is_refused_before_anything_runs(dataset, tmp_path):
     with pytest.raises(CommandError, match="invalid choice: 'psychic'"):
         simulate(dataset, tmp_path / "import" / "labels.csv", tmp_path / "out", "psychic")
+
+
+def test_a_new_queue_policy_uses_the_strategy_the_simulations_measured_best(dataset):
+    from labeling.models import QueuePolicy
+    from mlcore.active.query import DEFAULT_STRATEGY
+
+    assert DEFAULT_STRATEGY == "cluster_margin"
+    assert QueuePolicy.objects.create(dataset=dataset).strategy == DEFAULT_STRATEGY

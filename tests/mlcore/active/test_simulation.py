@@ -10,7 +10,7 @@ from sklearn.datasets import make_blobs
 from mlcore.active import query
 from mlcore.active.head import ProbabilityHead
 from mlcore.active.plot import write_results
-from mlcore.active.simulation import held_out_split, label_savings, simulate, strategy_order
+from mlcore.active.simulation import held_out_split, simulate, simulate_seeds, strategy_order
 
 CLASSES = np.array(["spiral", "elliptical", "merger", "ring", "lens", "edge_on"])
 
@@ -95,11 +95,11 @@ def test_an_unknown_strategy_is_rejected_with_the_known_ones_listed(small):
 def test_each_curve_has_one_point_per_round_with_the_label_counts_and_what_chose_them(small):
     features, labels = small
 
-    result = run(features, labels, strategies=["margin", "kcenter"], rounds=4, initial=10, step=5)
+    result = run(features, labels, strategies=["margin", "kcenter"], rounds=4, initial=10, step=5, start="own")
 
     for name, points in result["curves"].items():
         assert [p["labels"] for p in points] == [10, 15, 20, 25, 30]
-        assert all(0.0 <= p["accuracy"] <= 1.0 and 0.0 <= p["balanced_accuracy"] <= 1.0 for p in points)
+        assert all(0.0 <= p[metric] <= 1.0 for p in points for metric in ("accuracy", "balanced_accuracy", "macro_f1"))
         assert len(result["queried"][name]) == 30 == len(set(result["queried"][name]))
     assert [p["strategy_used"] for p in result["curves"]["margin"]] == ["typiclust"] + ["margin"] * 4  # cold start
     assert {p["strategy_used"] for p in result["curves"]["random"]} == {"random"}
@@ -184,7 +184,7 @@ def test_disagreement_uses_the_pool_rows_of_the_volunteer_votes(small):
     fractions = rng.dirichlet([1.0, 1.0, 1.0], size=n)
     votes = [(fractions, np.full(n, 20.0))]
 
-    result = run(features, labels, strategies=["disagreement"], vote_questions=votes)
+    result = run(features, labels, strategies=["disagreement"], vote_questions=votes, start="own")
 
     assert {p["strategy_used"] for p in result["curves"]["disagreement"]} == {"disagreement"}
     with pytest.raises(ValueError, match="'disagreement' needs vote_questions"):
@@ -193,44 +193,53 @@ def test_disagreement_uses_the_pool_rows_of_the_volunteer_votes(small):
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_uncertainty_sampling_reaches_random_final_accuracy_with_fewer_labels_when_classes_are_rare(seed):
-    # Random sampling rarely draws the four rare blobs; the uncertainty strategies' cold start (TypiClust) covers
-    # them at once and margin keeps the boundaries sharp. Holds for each of 20 seeds tried.
+    # Random sampling rarely draws the four rare blobs; the uncertainty strategies' own cold start (TypiClust)
+    # covers them at once and margin keeps the boundaries sharp. Holds for each of 20 seeds tried.
     features, labels = rare_blobs(seed)
 
-    result = run(features, labels, strategies=["margin", "entropy"], rounds=8, seed=seed)
+    result = run(features, labels, strategies=["margin", "entropy"], rounds=8, seed=seed, start="own")
 
     savings = result["savings"]
     assert savings["labels_saved"] > 0 and savings["best"] in {"margin", "entropy"}
-    assert savings["per_strategy"]["margin"] < savings["baseline_labels"]
-    assert savings["final_accuracy"]["margin"] >= savings["baseline_final_accuracy"]
+    margin, random = savings["per_strategy"]["margin"], savings["per_strategy"]["random"]
+    assert margin["labels_needed"] < savings["final_labels"] and margin["final"] >= random["final"]
 
 
-def test_label_savings_counts_the_fewest_labels_reaching_the_baseline_final_accuracy():
-    def curve(*pairs):
-        return [{"labels": labels, "accuracy": accuracy} for labels, accuracy in pairs]
+def test_a_shared_start_gives_every_strategy_the_same_initial_labels_and_own_starts_do_not(small):
+    features, labels = small
 
-    curves = {
-        "random": curve((10, 0.5), (20, 0.8), (30, 0.7), (40, 0.8)),  # final 0.8, first reached at 20
-        "margin": curve((10, 0.6), (20, 0.9), (30, 0.9)),
-        "entropy": curve((10, 0.85), (20, 0.6), (30, 0.7)),  # reaches at 10 but ends lower
-        "kcenter": curve((10, 0.85), (20, 0.9)),  # also at 10, ends higher: wins the tie
-        "bald": curve((10, 0.1), (20, 0.2)),
-    }
+    shared = run(features, labels, strategies=["margin", "typiclust", "kcenter"])
+    own = run(features, labels, strategies=["margin", "typiclust", "kcenter"], start="own")
 
-    savings = label_savings(curves)
-
-    assert savings["baseline_final_accuracy"] == 0.8 and savings["baseline_labels"] == 20
-    assert savings["per_strategy"] == {"margin": 20, "entropy": 10, "kcenter": 10, "bald": None}
-    assert savings["best"] == "kcenter" and savings["labels_saved"] == 10 and savings["saved_fraction"] == 0.5
-    assert savings["final_accuracy"]["random"] == 0.8
+    firsts = {name: sorted(order[:10]) for name, order in shared["queried"].items()}
+    assert len({tuple(first) for first in firsts.values()}) == 1
+    assert all(points[0]["strategy_used"] == "random" for points in shared["curves"].values())
+    assert len({tuple(sorted(order[:10])) for order in own["queried"].values()}) > 1
+    # Random's curve is the same draw either way.
+    assert shared["curves"]["random"] == own["curves"]["random"]
+    assert shared["parameters"]["start"] == "shared"
+    with pytest.raises(ValueError, match="start must be"):
+        run(features, labels, start="mine")
 
 
-def test_label_savings_with_no_strategy_reaching_the_baseline_names_no_best():
-    savings = label_savings({"random": [{"labels": 10, "accuracy": 0.9}], "margin": [{"labels": 10, "accuracy": 0.5}]})
+def test_simulate_seeds_averages_runs_of_their_own_splits_and_reports_the_spread(small):
+    features, labels = small
 
-    assert savings["best"] is None and savings["labels_saved"] is None and savings["saved_fraction"] is None
-    with pytest.raises(ValueError, match="no curve for the baseline 'random'"):
-        label_savings({"margin": [{"labels": 10, "accuracy": 0.5}]})
+    result = simulate_seeds(features, labels, seeds=[3, 4], strategies=["margin"], initial=10, step=10, rounds=2,
+                            min_labels=10, head_factory=cheap_head)
+
+    one = run(features, labels, seed=3, rounds=2)
+    other = run(features, labels, seed=4, rounds=2)
+    assert [run_["seed"] for run_ in result["runs"]] == [3, 4]
+    assert result["runs"][0]["curves"] == one["curves"]
+    first = result["curves"]["margin"][0]
+    pair = [one["curves"]["margin"][0]["balanced_accuracy"], other["curves"]["margin"][0]["balanced_accuracy"]]
+    assert first["balanced_accuracy"] == pytest.approx(np.mean(pair))
+    assert first["balanced_accuracy_sd"] == pytest.approx(np.std(pair))
+    assert "macro_f1" in first and result["parameters"]["seeds"] == [3, 4] and "seed" not in result["parameters"]
+    assert result["savings"]["seeds"] == 2
+    with pytest.raises(ValueError, match="at least one seed"):
+        simulate_seeds(features, labels, seeds=[], strategies=["margin"])
 
 
 def test_write_results_writes_a_png_and_json_that_round_trips(small, tmp_path):
