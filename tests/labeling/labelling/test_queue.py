@@ -133,7 +133,7 @@ def test_without_features_the_queue_still_fills_at_random(labelled, expert):
     policy(dataset, batch_size=3)
     summary = queue_build(dataset=dataset, schema=schema, experts=[expert])
     entries = pending(expert, schema)
-    assert len(entries) == 3 and summary["requested_strategy"] == "combined"
+    assert len(entries) == 3 and summary["requested_strategy"] == "cluster_margin"
     assert all(e.model_version is None for e in entries)
 
 
