@@ -22,7 +22,10 @@ class VersionRow:
     accuracy: float | None = None
     balanced_accuracy: float | None = None
     previous_accuracy: float | None = None
+    previous_balanced_accuracy: float | None = None
     previous_name: str = ""
+    # The retrain cycle's decision: {"activated", "metric", "value", "previous", "previous_version"}, or None.
+    activation: dict | None = None
     pixel_accuracy: float | None = None
     held_out: int | None = None
     expert_labels: int | None = None
@@ -55,7 +58,8 @@ def version_row(version: ModelVersion) -> VersionRow:
         version=version, accuracy=_figure(held_out, "accuracy"),
         balanced_accuracy=_figure(held_out, "balanced_accuracy"),
         previous_accuracy=_figure(baselines.get(PREVIOUS), "accuracy"),
-        previous_name=metrics.get("previous_version", ""),
+        previous_balanced_accuracy=_figure(baselines.get(PREVIOUS), "balanced_accuracy"),
+        previous_name=metrics.get("previous_version", ""), activation=metrics.get("activation"),
         pixel_accuracy=_figure(baselines.get(PIXELS), "accuracy"),
         held_out=training.get("held_out"), expert_labels=training.get("expert_labels"),
         pseudo_labels=training.get("pseudo_labels"), with_votes=training.get("with_votes"))

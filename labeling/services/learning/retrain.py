@@ -158,15 +158,22 @@ def _train_and_evaluate(version: ModelVersion, job: Job, reporter: JobReporter) 
 
 def _activate_if_better(version: ModelVersion, metrics: dict, job: Job) -> bool:
     """Activation on the dataset trained on (and its chain of jobs) when the new version beats the previous one on
-    the same held-out galaxies; the previous one is the starting version or the dataset's active one, else random
-    features."""
+    the same held-out galaxies by balanced accuracy (plain accuracy rewards the majority class); the previous one is
+    the starting version or the dataset's active one, else random features. The decision and its figures are kept
+    in the version's metrics ("activation"), which the Training page shows."""
     from labeling.services.learning.activation import version_activate
 
-    previous = (metrics["baselines"].get("previous version") or {}).get("accuracy")
-    if previous is not None and metrics["held_out"]["accuracy"] <= previous:
-        return False
-    version_activate(version=version, dataset=version.trained_on, user=job.created_by)
-    return True
+    metric = "balanced_accuracy" if "balanced_accuracy" in metrics["held_out"] else "accuracy"
+    value = metrics["held_out"][metric]
+    previous = (metrics["baselines"].get("previous version") or {}).get(metric)
+    activated = previous is None or value > previous
+    decision = {"activated": activated, "metric": metric, "value": value, "previous": previous,
+                "previous_version": metrics.get("previous_version", "")}
+    ModelVersion.objects.filter(pk=version.pk).update(metrics={**metrics, "activation": decision})
+    version.refresh_from_db()
+    if activated:
+        version_activate(version=version, dataset=version.trained_on, user=job.created_by)
+    return activated
 
 
 def cycles_of(dataset: Dataset) -> list[ModelVersion]:

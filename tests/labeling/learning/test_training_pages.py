@@ -370,3 +370,27 @@ def test_a_real_cycle_appears_on_its_learning_curve(client, dataset, expert):
     points = curve_points(client.get(reverse("training-curve", args=[dataset.slug])))
     assert [(p["version"], p["expert_labels"]) for p in points] == [(trained.pk, trained.training["expert_labels"])]
     assert points[0]["accuracy"] == trained.metrics["held_out"]["accuracy"] and len(points[0]["loss"]) == 1
+
+
+@pytest.mark.parametrize("balanced, previous, activated", [(0.80, 0.81, False), (0.82, 0.81, True)])
+def test_a_cycle_is_activated_only_when_its_balanced_accuracy_beats_its_parent_and_the_page_says_when_not(
+        client, dataset, admin_user, balanced, previous, activated):
+    from labeling.services.learning.retrain import _activate_if_better
+
+    # Plain accuracy is higher than the parent's in both cases: only balanced accuracy decides.
+    figures = metrics(accuracy=0.95, balanced=balanced, previous=0.5)
+    figures["baselines"]["previous version"]["balanced_accuracy"] = previous
+    cycle = version(dataset, "cycle 2", metrics=figures)
+    job = Job.objects.create(kind=Job.Kind.RETRAIN, dataset=dataset, created_by=admin_user)
+
+    assert _activate_if_better(cycle, figures, job) is activated
+
+    cycle.refresh_from_db()
+    assert cycle.metrics["activation"] == {"activated": activated, "metric": "balanced_accuracy", "value": balanced,
+                                           "previous": previous, "previous_version": "resnet18 random init"}
+    assert Job.objects.filter(kind=Job.Kind.EXTRACT_FEATURES).exists() is activated
+    client.force_login(admin_user)
+    page = client.get(reverse("training")).content.decode()
+    message = (f"not activated: held-out balanced accuracy {balanced:.3f} did not beat resnet18 random init's "
+               f"{previous:.3f}")
+    assert (message in page) is not activated
