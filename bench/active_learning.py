@@ -10,15 +10,17 @@ mlcore/weights) and scored on held-out galaxies: mlcore.active.simulation, the c
         [--seeds 5] [--initial 20] [--step 20] [--budget N] [--start shared,own] [--json FILE]
 
 Tasks (../shared/data, the team's development sets): kaggle_gz2_dev (spiral or not, 3,484 SDSS galaxies, a quarter
-spiral), decals_rings (ring or not, 470 DECaLS galaxies, balanced), galaxy_zoo_examples (the Galaxy Zoo question
-each of 727 example images illustrates). Each seed draws its own 25% held-out split and its own initial labels.
-Starts: "shared" (every strategy starts from one random draw of the initial labels per seed, so the curves differ by
-the queries alone) and "own" (each strategy picks its first labels itself: the cold start a new project has).
+spiral), decals_rings (ring or not, 470 DECaLS galaxies, balanced), galaxy_zoo_examples (which of 11 Galaxy Zoo
+questions each of 727 example images illustrates). Each seed draws its own 25% held-out split and its own initial
+labels. Starts: "shared" (every strategy starts from one random draw of the initial labels per seed, so the curves
+differ by the queries alone) and "own" (each strategy picks its first labels itself: the cold start a new project
+has).
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import sys
 import time
@@ -45,9 +47,14 @@ STRATEGIES = ["margin", "bald", "typiclust", "kcenter", "cluster_margin", "combi
 # For two classes least confidence, entropy and margin rank the pool identically: margin stands for all three.
 
 
-def task_labels(task: dict, name: str) -> np.ndarray:
-    # galaxy_zoo_examples: the question an image illustrates, not its answer (most answers have one or two images).
-    return task["groups"] if name == "galaxy_zoo_examples" else task["labels"]
+def task_labels(task: dict, name: str, data: Path) -> np.ndarray:
+    """The class of each galaxy; for galaxy_zoo_examples the question title an image illustrates (11 of them: most
+    answers have one or two example images, too few to learn)."""
+    if name != "galaxy_zoo_examples":
+        return task["labels"]
+    with open(data / name / "labels.csv", newline="") as handle:
+        titles = {data / name / row["file"]: row["question_title"] for row in csv.DictReader(handle)}
+    return np.array([titles[Path(path)] for path in task["paths"]])
 
 
 def main() -> None:
@@ -68,11 +75,13 @@ def main() -> None:
     tasks = load_tasks(args.data)
     strategies = args.strategies.split(",")
     report = {"date": time.strftime("%Y-%m-%d"), "seeds": args.seeds, "default": DEFAULT_STRATEGY, "tasks": {}}
+    if args.json and args.json.exists():  # tasks run on another day stay, each with its own figures
+        report["tasks"] = json.loads(args.json.read_text()).get("tasks", {})
     for name in args.tasks.split(","):
         task = tasks[name]
         started = time.perf_counter()
         features, _ = cnn(task["paths"], "galaxy")
-        labels = task_labels(task, name)
+        labels = task_labels(task, name, args.data)
         print(f"\n## {name}: {len(labels)} galaxies, {len(set(labels))} classes; galaxy backbone features in "
               f"{time.perf_counter() - started:.0f} s", flush=True)
         report["tasks"][name] = {}
@@ -87,9 +96,9 @@ def main() -> None:
             print("\n".join(table(result["savings"], default=DEFAULT_STRATEGY)), flush=True)
             report["tasks"][name][start] = {"parameters": parameters, "curves": result["curves"],
                                             "savings": result["savings"], "seconds": result["seconds"]}
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(report, indent=1))
+            if args.json:  # after every table, so an interrupted run keeps what it finished
+                args.json.parent.mkdir(parents=True, exist_ok=True)
+                args.json.write_text(json.dumps(report, indent=1))
 
 
 if __name__ == "__main__":
