@@ -4,6 +4,8 @@ One module per concern; the names are gathered here so callers write ``selectors
 """
 
 from labeling.selectors.catalogue import (
+    IMAGES_WITH,
+    IMAGES_WITHOUT,
     LABELLED_CONSENSUS,
     LABELLED_EXPERT,
     LABELLED_NONE,
@@ -26,8 +28,9 @@ from labeling.selectors.similarity import Neighbour, feature_set_for, galaxy_nei
 from labeling.selectors.trees import TreeQuestion, tree_detail, tree_list
 
 __all__ = [
-    "LABELLED_CONSENSUS", "LABELLED_EXPERT", "LABELLED_NONE", "ClusterCard", "GalaxyDetail", "Neighbour",
-    "TreeQuestion", "clustering_gallery", "clustering_list", "dataset_list", "distinct_badges", "embedding_list",
-    "embedding_points", "feature_set_for", "feature_sets_overview", "galaxy_detail", "galaxy_list",
-    "galaxy_neighbours", "indexed_feature_sets", "tree_detail", "tree_list", "with_current_labels",
+    "IMAGES_WITH", "IMAGES_WITHOUT", "LABELLED_CONSENSUS", "LABELLED_EXPERT", "LABELLED_NONE", "ClusterCard",
+    "GalaxyDetail", "Neighbour", "TreeQuestion", "clustering_gallery", "clustering_list", "dataset_list",
+    "distinct_badges", "embedding_list", "embedding_points", "feature_set_for", "feature_sets_overview",
+    "galaxy_detail", "galaxy_list", "galaxy_neighbours", "indexed_feature_sets", "tree_detail", "tree_list",
+    "with_current_labels",
 ]

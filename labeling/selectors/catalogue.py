@@ -5,7 +5,7 @@ number of galaxies, so a page of 60 thumbnails is as cheap as a page of 6."""
 import json
 from dataclasses import dataclass, field
 
-from django.db.models import Count, Exists, IntegerField, OuterRef, Prefetch, Q, QuerySet, Subquery
+from django.db.models import Case, Count, Exists, IntegerField, OuterRef, Prefetch, Q, QuerySet, Subquery, Value, When
 from django.db.models.functions import Coalesce
 
 from labeling.models import (
@@ -22,6 +22,11 @@ from labeling.models import (
 LABELLED_EXPERT = "expert"
 LABELLED_CONSENSUS = "consensus"
 LABELLED_NONE = "none"
+IMAGES_WITH = "with"
+IMAGES_WITHOUT = "without"
+
+# A galaxy "has an image" as the dataset list counts it: a stored file name, not an empty one.
+_NO_IMAGE = Q(image="") | Q(image__isnull=True)
 
 
 def _count_galaxies(condition: Q | Exists | None = None) -> Coalesce:
@@ -66,7 +71,7 @@ def dataset_list() -> QuerySet[Dataset]:
     """
     return Dataset.objects.annotate(
         n_galaxies=_count_galaxies(),
-        n_images=_count_galaxies(~Q(image="")),
+        n_images=_count_galaxies(~_NO_IMAGE),
         n_voted=_count_galaxies(_has_votes()),
         n_expert=_count_galaxies(_has_expert_label()),
         n_consensus=_count_galaxies(_has_consensus_label()),
@@ -83,6 +88,7 @@ def galaxy_list(
     search: str = "",
     clustering: Clustering | None = None,
     cluster: int | None = None,
+    images: str | None = None,
 ) -> QuerySet[Galaxy]:
     """Galaxies matching the grid's filters, each with its current expert labels and consensus labels prefetched.
 
@@ -94,14 +100,15 @@ def galaxy_list(
         labelled: "expert", "consensus" (has such a label) or "none" (has neither), within ``schema``.
         search: part of the external id, case-insensitive.
         clustering, cluster: only the galaxies that ``clustering`` put in cluster number ``cluster``.
+        images: "with" (only galaxies with an image), "without" (only catalogue-only ones), or None for both.
 
     Returns:
-        A queryset ordered by dataset and id; its galaxies carry ``current_expert_labels`` and
-        ``consensus_labels_shown`` lists.
+        A queryset of galaxies with an image first, then by dataset and id; its galaxies carry
+        ``current_expert_labels`` and ``consensus_labels_shown`` lists.
 
     Raises:
         ValueError: for a class filter without a schema (class keys are only unique within a schema), or an unknown
-            ``labelled`` value.
+            ``labelled`` or ``images`` value.
     """
     if (expert_class or consensus_class) and schema is None:
         raise ValueError("a class filter needs a schema: class keys are only unique within one")
@@ -124,8 +131,17 @@ def galaxy_list(
         galaxies = galaxies.exclude(_has_expert_label(schema)).exclude(_has_consensus_label(schema))
     elif labelled:
         raise ValueError(f"unknown 'labelled' filter {labelled!r}")
+    if images == IMAGES_WITH:
+        galaxies = galaxies.exclude(_NO_IMAGE)
+    elif images == IMAGES_WITHOUT:
+        galaxies = galaxies.filter(_NO_IMAGE)
+    elif images:
+        raise ValueError(f"unknown 'images' filter {images!r}")
 
-    return with_current_labels(galaxies, schema=schema).order_by("dataset__name", "id")
+    # Pictures first: a catalogue of votes without pixels (the demo's 19,761 Stripe 82 galaxies) would otherwise
+    # fill the first pages with placeholders. They still follow, and the "images" filter shows them alone.
+    without_image_last = Case(When(_NO_IMAGE, then=Value(1)), default=Value(0), output_field=IntegerField())
+    return with_current_labels(galaxies, schema=schema).order_by(without_image_last, "dataset__name", "id")
 
 
 def with_current_labels(galaxies: QuerySet[Galaxy], *, schema: LabelSchema | None = None) -> QuerySet[Galaxy]:

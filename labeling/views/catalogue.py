@@ -28,6 +28,13 @@ class GalaxyFilterForm(forms.Form):
         (selectors.LABELLED_NONE, "has no label"),
     ]
 
+    # Any (the default) lists every galaxy, those with an image first; the other two narrow it down.
+    IMAGES_CHOICES = [
+        ("", "any, pictures first"),
+        (selectors.IMAGES_WITH, "with an image"),
+        (selectors.IMAGES_WITHOUT, "without (votes only)"),
+    ]
+
     dataset = forms.ModelChoiceField(Dataset.objects.order_by("name"), to_field_name="slug", required=False,
                                      empty_label="all datasets")
     schema = forms.ModelChoiceField(LabelSchema.objects.order_by("name"), to_field_name="name", required=False,
@@ -36,6 +43,7 @@ class GalaxyFilterForm(forms.Form):
     expert_class = forms.ChoiceField(label="Expert class", required=False)
     consensus = forms.ChoiceField(label="Consensus class", required=False)
     labelled = forms.ChoiceField(choices=LABELLED_CHOICES, required=False)
+    images = forms.ChoiceField(choices=IMAGES_CHOICES, required=False)
     q = forms.CharField(label="External id", required=False, max_length=100)
     # Set by the cluster gallery's "all galaxies of this cluster" links, shown as a removable chip.
     clustering = forms.ModelChoiceField(Clustering.objects.all(), required=False, widget=forms.HiddenInput)
@@ -84,6 +92,7 @@ def galaxy_list(request):
             search=filters["q"].strip(),
             clustering=filters["clustering"],
             cluster=filters["cluster"],
+            images=filters["images"] or None,
         )
     else:
         # A filter we could not apply shows nothing rather than everything, next to the form's error.

@@ -125,6 +125,60 @@ def test_the_dataset_list_counts_images_votes_and_labels(logged_in, dataset, sch
     assert f"{reverse('galaxy-list')}?dataset={dataset.slug}" in html
 
 
+def test_the_dataset_list_says_a_dataset_without_images_holds_votes_only_and_links_to_them(logged_in, dataset,
+                                                                                          schema, gz2):
+    add_galaxy(dataset, "pictured", image=True)
+    stripe82 = dataset_get_or_create(name="Stripe 82 votes")
+    for name in ("s1", "s2"):
+        voted = add_galaxy(stripe82, name)
+        put_votes(voted, gz2, {"t01_smooth_or_features": {"a01_smooth": 3, "a02_features_or_disk": 1}})
+    give_consensus(voted, schema, "2")
+    html = logged_in.get(reverse("dataset-list")).content.decode()
+    pictured_card, votes_card = (html[html.index(f"<h2><a href=\"{reverse('galaxy-list')}?dataset={slug}\""):]
+                                 for slug in (dataset.slug, stripe82.slug))
+    pictured_card, votes_card = (card[:card.index("</article>")] for card in (pictured_card, votes_card))
+    assert "votes only, no images" in votes_card and "votes only" not in pictured_card
+    grid = reverse("galaxy-list")
+    assert f'href="{grid}?dataset={stripe82.slug}">Browse votes</a>' in votes_card
+    assert f'href="{grid}?dataset={stripe82.slug}&amp;labelled=consensus">Consensus labels</a>' in votes_card
+    assert f'href="{grid}?dataset={dataset.slug}">Browse galaxies</a>' in pictured_card
+
+
+def test_the_dataset_list_costs_the_same_queries_for_one_or_five_datasets(logged_in, dataset,
+                                                                          django_assert_max_num_queries):
+    add_galaxy(dataset, "pictured", image=True)
+
+    def count_queries() -> int:
+        with CaptureQueriesContext(connection) as captured:
+            assert logged_in.get(reverse("dataset-list")).status_code == 200
+        return len(captured)
+
+    one = count_queries()
+    for number in range(4):
+        add_galaxy(dataset_get_or_create(name=f"Votes only {number}"), f"v{number}")
+    assert count_queries() == one
+
+
+def test_the_grid_shows_galaxies_with_an_image_first_and_filters_by_image(logged_in, dataset, settings):
+    settings.GALAXY_PAGE_SIZE = 2
+    for number in range(3):  # older than the pictures: by id alone they would come first
+        add_galaxy(dataset_get_or_create(name="A votes-only catalogue"), f"votes-{number}")
+    for number in range(2):
+        add_galaxy(dataset, f"pictured-{number}", image=True)
+    grid = reverse("galaxy-list")
+    first = logged_in.get(grid)
+    assert tile_ids(first) == ["pictured-0", "pictured-1"]
+    assert first.context["page"].paginator.count == 5
+    assert tile_ids(logged_in.get(grid, {"page": 2})) == ["votes-0", "votes-1"]
+    with_images = logged_in.get(grid, {"images": "with"})
+    assert tile_ids(with_images) == ["pictured-0", "pictured-1"]
+    assert with_images.context["page"].paginator.count == 2
+    without = logged_in.get(grid, {"images": "without", "page": 2})
+    assert tile_ids(without) == ["votes-2"]
+    assert 'href="?images=without&amp;page=1"' in without.content.decode()
+    assert "images" in logged_in.get(grid, {"images": "sometimes"}).context["form"].errors
+
+
 def test_the_grid_shows_a_thumbnail_or_a_placeholder_with_badges(logged_in, dataset, schema, expert):
     pictured = add_galaxy(dataset, "pictured", image=True)
     add_galaxy(dataset, "catalogue-only")
