@@ -40,6 +40,7 @@ urlpatterns = [
     path("classify/", views.classify_home, name="classify-home"),
     path("classify/<slug:dataset>/", views.classify_page, name="classify-page"),
     path("classify/<slug:dataset>/next/", views.classify_next_view, name="classify-next"),
+    path("classify/<slug:dataset>/image/<int:galaxy_id>/", views.classify_image_view, name="classify-image"),
     path("classify/<slug:dataset>/submit/", views.classify_submit_view, name="classify-submit"),
     path("trees/", views.tree_list, name="tree-list"),
     path("trees/<slug:name>/", views.tree_detail, name="tree-detail"),

@@ -3,7 +3,13 @@
 from labeling.views.access import home
 from labeling.views.agreement import agreement, review, review_resolve
 from labeling.views.catalogue import dataset_list, galaxy_detail, galaxy_list, tree_detail, tree_list
-from labeling.views.classify import classify_home, classify_next_view, classify_page, classify_submit_view
+from labeling.views.classify import (
+    classify_home,
+    classify_image_view,
+    classify_next_view,
+    classify_page,
+    classify_submit_view,
+)
 from labeling.views.clusters import clustering_detail, clustering_list, map_detail, map_list, map_points
 from labeling.views.jobs import job_cancel_view, job_list, job_rerun_view, job_start, job_status
 from labeling.views.labelling import label_home, label_page
@@ -19,8 +25,8 @@ from labeling.views.training import (
 )
 
 __all__ = [
-    "agreement", "classify_home", "home", "classify_next_view", "classify_page", "classify_submit_view", "review",
-    "review_resolve", "simulation_detail", "simulation_list",
+    "agreement", "classify_home", "classify_image_view", "home", "classify_next_view", "classify_page",
+    "classify_submit_view", "review", "review_resolve", "simulation_detail", "simulation_list",
     "clustering_detail", "clustering_list", "dataset_list", "galaxy_detail", "galaxy_list", "galaxy_similar",
     "galaxy_thumbnail", "job_cancel_view", "job_list", "job_rerun_view", "job_start", "job_status", "label_home",
     "label_page", "map_detail", "map_list", "map_points", "tree_detail", "tree_list",

@@ -1,17 +1,24 @@
 """The volunteers' classify pages: choose a dataset, then walk its decision tree galaxy after galaxy. Open to
 anonymous visitors (a session is their identity) as well as to signed-in users; every POST carries the CSRF
-token, like every other form of the site."""
+token, like every other form of the site.
+
+Volunteers see the pixels and nothing else, as on Zooniverse: no external id, file name or catalogue column, which
+can name the answer (the demo's "g10_class_8_5" is a Galaxy10 class 8 galaxy) and would bias the votes. A galaxy
+travels by its primary key, and its image by a URL made of that key (``classify_image_view``) rather than the
+media URL, which holds the original file name."""
 
 import json
+from pathlib import PurePosixPath
 
-from django.core.exceptions import ValidationError
-from django.http import Http404, JsonResponse
+from django.core.exceptions import SuspiciousFileOperation, ValidationError
+from django.http import FileResponse, Http404, JsonResponse
 from django.shortcuts import get_object_or_404, render
 from django.templatetags.static import static
 from django.urls import reverse
 from django.views.decorators.csrf import ensure_csrf_cookie
 from django.views.decorators.http import require_GET, require_POST
 
+from labeling.files import media_path
 from labeling.models import ClassifyPolicy, Galaxy
 from labeling.selectors.classify import classify_choices, volunteer_count
 from labeling.services.votes.classify import classify_next, classify_submit, subjects_ensure
@@ -72,9 +79,9 @@ def classify_page(request, dataset: str):
     return render(request, "labeling/classify.html", {"policy": policy, "config": config})
 
 
-def _galaxy_json(galaxy: Galaxy) -> dict:
-    return {"id": galaxy.pk, "external_id": galaxy.external_id, "image_url": galaxy.image.url,
-            "width": galaxy.width, "height": galaxy.height}
+def _galaxy_json(galaxy: Galaxy, policy: ClassifyPolicy) -> dict:
+    """What a volunteer's page gets of a galaxy: its key (sent back with the answers) and its image's URL."""
+    return {"id": galaxy.pk, "image_url": reverse("classify-image", args=[policy.dataset.slug, galaxy.pk])}
 
 
 @require_GET
@@ -87,8 +94,27 @@ def classify_next_view(request, dataset: str):
     except ValueError:
         return JsonResponse({"exclude": ["a comma-separated list of galaxy ids"]}, status=400)
     subject = classify_next(policy=policy, volunteer_id=volunteer_id, exclude=[e for e in exclude if e > 0])
-    return JsonResponse({"galaxy": _galaxy_json(subject.galaxy) if subject else None,
+    return JsonResponse({"galaxy": _galaxy_json(subject.galaxy, policy) if subject else None,
                          "classified": volunteer_count(policy=policy, volunteer_id=volunteer_id)})
+
+
+@require_GET
+def classify_image_view(request, dataset: str, galaxy_id: int):
+    """The image of a galaxy of a dataset volunteers classify, under a neutral name: the bytes themselves rather than
+    a redirect, since the media URL a redirect led to would show the file name."""
+    policy = _policy(dataset)
+    galaxy = get_object_or_404(Galaxy.objects.only("image"), pk=galaxy_id, dataset=policy.dataset)
+    if not galaxy.image:
+        raise Http404("this galaxy has no image")
+    try:
+        path = media_path(galaxy.image.name)
+    except SuspiciousFileOperation:
+        raise Http404("this galaxy's image is not a media file") from None
+    suffix = PurePosixPath(galaxy.image.name).suffix.lower()
+    # FileResponse names the file in Content-Disposition: give it a name that says nothing.
+    response = FileResponse(path.open("rb"), filename=f"galaxy{suffix}")
+    response["Cache-Control"] = "private, max-age=3600"
+    return response
 
 
 @require_POST
@@ -119,4 +145,4 @@ def classify_submit_view(request, dataset: str):
                         status=201 if classification.created else 200)
 
 
-__all__ = ["classify_home", "classify_next_view", "classify_page", "classify_submit_view"]
+__all__ = ["classify_home", "classify_image_view", "classify_next_view", "classify_page", "classify_submit_view"]

@@ -210,7 +210,6 @@
     const image = el("galaxy-image");
     if (!state.galaxy) {
       image.hidden = true;
-      el("galaxy-name").textContent = "";
       el("classify-empty").hidden = false;
       el("question-text").textContent = "Nothing left to classify here";
       el("answers").replaceChildren();
@@ -224,7 +223,6 @@
     }
     image.src = state.galaxy.image_url;
     image.hidden = false;
-    el("galaxy-name").textContent = state.galaxy.external_id;
     app.dataset.galaxy = String(state.galaxy.id);
     renderQuestion();
     app.dataset.ready = "true";

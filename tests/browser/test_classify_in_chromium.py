@@ -5,10 +5,12 @@ session and counted in the vote summaries; Enter pressed again while a submit is
 back from the summary to the first question forgets the answers left behind. Screenshots land in
 BROWSER_SCREENSHOT_DIR."""
 
+from pathlib import Path
+
 import pytest
 from playwright.sync_api import expect
 
-from labeling.models import ClassifyPolicy, Subject, VolunteerClassification, VoteSummary
+from labeling.models import ClassifyPolicy, Galaxy, Subject, VolunteerClassification, VoteSummary
 from labeling.services.votes.trees import tree_get_or_load_shipped
 from tests.conftest import REPO_ROOT
 from tests.labeling.ml_helpers import galaxy10_subset
@@ -195,6 +197,32 @@ def test_going_back_from_the_summary_to_the_first_question_forgets_the_answers_l
     page.keyboard.press("Enter")
     wait_for_next_galaxy(page, galaxy)
     assert stored_walks(policy) == {galaxy: {"smooth-or-featured": "artifact"}}
+
+
+def test_a_volunteer_sees_no_id_or_file_name_that_could_give_the_answer_away(page, policy):
+    """The demo's ids and file names name the class ("g10_class_2_1"): neither the page's text, its HTML, the image's
+    src and alt, nor any URL the browser fetches may hold them, for the first galaxy or the next."""
+    fetched = []
+    page.on("request", lambda request: fetched.append(request.url))
+    page.goto(f"/classify/{policy.dataset.slug}/")
+    seen = []
+    for _ in range(2):
+        page.wait_for_selector(APP_READY)
+        page.wait_for_function("() => document.getElementById('galaxy-image').naturalWidth > 0")
+        galaxy = Galaxy.objects.get(pk=shown_galaxy(page))
+        image = page.locator("#galaxy-image")
+        shown = {"text": page.locator("body").inner_text(), "html": page.content(),
+                 "src": image.evaluate("img => img.currentSrc"), "alt": image.get_attribute("alt"),
+                 "urls": " ".join(fetched)}
+        assert shown["src"].endswith(f"/classify/{policy.dataset.slug}/image/{galaxy.pk}/")
+        secrets = [galaxy.external_id, Path(galaxy.image.name).stem, "g10_class", "/media/"]
+        assert {name: [secret for secret in secrets if secret in value] for name, value in shown.items()} == {
+            name: [] for name in shown}
+        seen.append(galaxy.pk)
+        page.keyboard.press("3")  # a star or artifact: the shortest walk, then on to the next galaxy
+        page.keyboard.press("Enter")
+        wait_for_next_galaxy(page, galaxy.pk)
+    assert len(set(seen)) == 2
 
 
 def test_only_the_controls_that_apply_are_shown(page, policy):

@@ -130,6 +130,7 @@ PAGES: dict[tuple[str, str], Page] = {
     ("classify-home", "GET"): Page(EVERYONE, at("classify-home")),
     ("classify-page", "GET"): Page(EVERYONE, at("classify-page", dataset)),
     ("classify-next", "GET"): Page(EVERYONE, at("classify-next", dataset)),
+    ("classify-image", "GET"): Page(EVERYONE, at("classify-image", dataset, galaxy)),
     ("classify-submit", "POST"): Page(EVERYONE, at("classify-submit", dataset), ok=201, json=True,
                                       body=lambda site, role: {"galaxy": site.galaxy(4), "answers": SMOOTH_ROUND}),
     ("tree-list", "GET"): Page(SIGNED_IN, at("tree-list")),

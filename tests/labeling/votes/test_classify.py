@@ -2,12 +2,15 @@
 galaxies retire after N classifications or when volunteers and model agree, offers mix usefulness and coverage,
 and the classify pages work for anonymous visitors with the CSRF token."""
 
+import json
 import random
+from pathlib import PurePosixPath
 
 import pytest
 from django.test import Client
 
-from labeling.models import ClassifyPolicy, ExpertLabel, Subject, VolunteerClassification, VoteSummary
+from labeling.models import ClassifyPolicy, ExpertLabel, Galaxy, Subject, VolunteerClassification, VoteSummary
+from labeling.services.imports.datasets import dataset_get_or_create
 from labeling.services.votes.classify import (
     classify_next,
     classify_submit,
@@ -135,6 +138,39 @@ def test_anonymous_volunteers_classify_through_the_pages_with_the_csrf_token(pol
     stored = VolunteerClassification.objects.get(galaxy_id=galaxy["id"], tree=policy.tree)
     assert stored.user is None and stored.volunteer_id.startswith("session:")
     assert browser.get(f"/classify/{policy.dataset.slug}/next/").json()["galaxy"]["id"] != galaxy["id"]
+
+
+def test_volunteers_get_a_galaxys_pixels_but_not_its_id_file_name_or_catalogue_columns(policy):
+    """The demo's ids name the answer ("g10_class_8_5"); so do its file names. Zooniverse hides both."""
+    galaxies = policy.dataset.galaxies.all()
+    assert all(galaxy.external_id.startswith("g10_class_") for galaxy in galaxies)
+    galaxies.update(metadata={"label": "Edge-on with Bulge", "redshift": 0.0412})
+    browser = Client()
+    page = browser.get(f"/classify/{policy.dataset.slug}/").content.decode()
+    payload = browser.get(f"/classify/{policy.dataset.slug}/next/").content.decode()
+    offered = policy.dataset.galaxies.get(pk=json.loads(payload)["galaxy"]["id"])
+    assert json.loads(payload)["galaxy"] == {
+        "id": offered.pk, "image_url": f"/classify/{policy.dataset.slug}/image/{offered.pk}/"}
+    file_name = PurePosixPath(offered.image.name).stem
+    for sent in (page, payload):
+        assert "g10_class" not in sent and offered.external_id not in sent and file_name not in sent
+        assert "Edge-on with Bulge" not in sent and "redshift" not in sent and "/media/" not in sent
+
+    image = browser.get(json.loads(payload)["galaxy"]["image_url"])
+    assert image.status_code == 200 and image["Content-Type"] == "image/jpeg"
+    assert b"".join(image.streaming_content) == offered.image.open("rb").read()
+    assert file_name not in image["Content-Disposition"] and "g10_class" not in str(image.headers)
+
+
+def test_the_volunteers_image_url_serves_only_galaxies_with_an_image_of_the_dataset_classified(policy, world):
+    other = Galaxy.objects.create(dataset=dataset_get_or_create(name="Elsewhere"), external_id="x")
+    no_image = Galaxy.objects.create(dataset=policy.dataset, external_id="catalogue-only")
+    galaxy = policy.dataset.galaxies.exclude(image="").first()
+    client = Client()
+    assert client.get(f"/classify/{policy.dataset.slug}/image/{other.pk}/").status_code == 404
+    assert client.get(f"/classify/{policy.dataset.slug}/image/{no_image.pk}/").status_code == 404
+    assert client.get(f"/classify/elsewhere/image/{galaxy.pk}/").status_code == 404  # no classify policy there
+    assert client.post(f"/classify/{policy.dataset.slug}/image/{galaxy.pk}/").status_code == 405
 
 
 @pytest.mark.parametrize("body, field", [
