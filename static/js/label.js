@@ -1,11 +1,14 @@
-// The expert labelling page: one galaxy at a time from the expert's queue, labelled with a key press. The next
-// galaxy is always fetched and its image preloaded, so a label shows the next galaxy at once while the label's POST
-// goes out in the background through the outbox (label_outbox.js). The image stage is label_stage.js; this file
-// holds the queue and the actions (label, skip, undo); label_views.js draws the panels, label_keys.js the keys.
+// The expert labelling page: one galaxy at a time from the expert's queue, labelled with a key press. The next few
+// galaxies are always fetched and their images preloaded, so a label shows the next galaxy at once while the label's
+// POST goes out in the background through the outbox (label_outbox.js). Keys pressed while a galaxy is still on its
+// way wait, visibly, and are applied in order as the galaxies are shown (label_waiting.js). The image stage is
+// label_stage.js; this file holds the queue and the actions (label, skip, undo); label_views.js draws the panels,
+// label_keys.js the keys.
 (function () {
   "use strict";
   const root = document.getElementById("label-app");
-  if (!root || !window.LabelStage || !window.LabelOutbox || !window.LabelViews || !window.LabelKeys) {
+  if (!root || !window.LabelStage || !window.LabelOutbox || !window.LabelViews || !window.LabelKeys ||
+      !window.LabelWaiting) {
     return;
   }
   const config = JSON.parse(document.getElementById("label-config").textContent);
@@ -20,19 +23,23 @@
     neighbours: byId("neighbours"), yourLabel: byId("your-label"), noteForm: byId("note-form"),
     noteInput: byId("note-input"), noteChip: byId("note-chip"), noteChipText: byId("note-chip-text"),
     help: byId("help"), strength: byId("stretch-strength"), strengthValue: byId("stretch-strength-value"),
-    zoomValue: byId("zoom-value"),
+    zoomValue: byId("zoom-value"), waiting: byId("keys-waiting"),
   };
   const classes = config.schema.classes;
   const classByKey = new Map(classes.map((c) => [c.key, c]));
   const shortcuts = new Map(classes.filter((c) => c.shortcut).map((c) => [c.shortcut, c.key]));
   const buttons = new Map([...root.querySelectorAll(".class-button")].map((b) => [b.dataset.class, b]));
-  const PREFETCH = 1;          // entries held beyond the one shown
+  const PREFETCH = 3;          // entries held (and images loaded) beyond the one shown, so typing ahead rarely waits
   const HISTORY = 50;          // labels undo can walk back through on this page
+  const MAX_WAITING = 20;      // keys that may wait for galaxies still loading; one more is refused, out loud
 
   const state = {
     current: null, ready: false, upcoming: [], images: new Map(), history: [], done: new Set(),
     fetching: false, retryTimer: null, today: null, remaining: null, undoing: false,
+    broken: false,   // the galaxy shown has no image: it can only be skipped
+    ended: false,    // no galaxy shown and none coming (the queue is empty, building or failed to load)
   };
+  const waiting = new window.LabelWaiting.KeysWaiting(ui.waiting, MAX_WAITING);
 
   function say(text) {
     ui.status.textContent = text;
@@ -171,6 +178,7 @@
       say(`The queue could not be loaded: ${message}`);
       if (!state.current) {
         showEmpty(`The queue could not be loaded: ${message}`);
+        queueEnded("the queue could not be loaded");
       }
       return;
     }
@@ -195,10 +203,14 @@
           showEmpty("Building your queue… the next galaxies are being chosen.");
         }
         say("Building your queue; checking again every 2 seconds.");
+        if (!state.current) {
+          queueEnded("your queue is being built");
+        }
         later(2000);
       } else if (!state.current) {
         showEmpty(data.message || "Your queue is empty.");
         say(data.message || "Your queue is empty.");
+        queueEnded("your queue is empty");
       }
     } else if (fresh.length && wanted() > 0) {
       fetchMore();  // the expert labelled while this request was out
@@ -210,9 +222,25 @@
     ui.empty.hidden = false;
   }
 
+  /** No galaxy is shown and none is on its way: keys waiting for one are dropped, and the expert is told. */
+  function queueEnded(reason) {
+    state.ended = true;
+    dropWaiting(reason);
+  }
+
+  function dropWaiting(reason) {
+    const dropped = waiting.clear();
+    if (dropped.length) {
+      say(`${dropped.length} key${dropped.length === 1 ? "" : "s"} pressed ahead (` +
+        `${dropped.map((item) => item.shown).join(" ")}) not applied: ${reason}.`);
+    }
+  }
+
   function show(entry) {
     state.current = entry;
     state.ready = false;
+    state.broken = false;
+    state.ended = state.ended && !entry;
     ui.stage.dataset.ready = "false";
     ui.stage.dataset.galaxy = entry ? String(entry.galaxy.id) : "";
     root.dataset.entry = entry ? String(entry.id) : "";
@@ -236,12 +264,16 @@
       stage.setImage(image);
       state.ready = true;
       ui.stage.dataset.ready = "true";
+      applyWaiting();
     }, (error) => {
       window.clearTimeout(slow);
       if (state.current === entry) {
         ui.loading.hidden = true;
         stage.clear();
+        state.broken = true;
         showEmpty(`${entry.galaxy.external_id}: ${error.message}. Press s to skip it.`);
+        // Keys typed ahead were meant for galaxies the expert expected to see, not for one with no image.
+        dropWaiting(`the image of ${entry.galaxy.external_id} did not load`);
       }
     });
     state.images.delete(entry.id);  // the promise is held above; the cache is for entries still to come
@@ -264,30 +296,76 @@
 
   // --- Actions ---------------------------------------------------------------------------------------------------
 
+  /** True while a key has to wait: the galaxy it is for is still on its way, or an undo is bringing one back. */
+  function mustWait() {
+    return state.undoing || (state.current ? !state.ready && !state.broken : !state.ended);
+  }
+
+  /** Keep a key pressed ahead; its note (if any) goes with it, since the note was meant for that label. */
+  function keepWaiting(item) {
+    if (!waiting.push({ ...item, note: note.value() })) {
+      say(`${MAX_WAITING} keys are waiting already: ${item.shown} was not taken.`);
+      return;
+    }
+    note.set("");
+  }
+
+  /** Apply the oldest waiting key to the galaxy now shown, once it is drawn; called each time one is. */
+  function applyWaiting() {
+    if (!waiting.size || mustWait()) {
+      return;
+    }
+    const item = waiting.shift();
+    if (item.kind === "skip") {
+      skipNow();
+    } else {
+      labelNow(item.key, item.note);
+    }
+  }
+
   function label(key) {
+    const chosen = classByKey.get(key);
+    if (!chosen) {
+      return;
+    }
+    if (waiting.size || mustWait()) {
+      keepWaiting({ kind: "label", key, shown: chosen.shortcut || chosen.name });
+    } else if (state.broken) {
+      say(`${state.current.galaxy.external_id} has no image to label. Press s to skip it.`);
+    } else if (!state.current) {
+      say("Nothing to label right now.");
+    } else {
+      const text = note.value();
+      note.set("");
+      labelNow(key, text);
+    }
+  }
+
+  function labelNow(key, text) {
     const entry = state.current;
     const chosen = classByKey.get(key);
-    if (!entry || !chosen) {
-      say("Nothing to label right now.");
-      return;
-    }
-    if (!state.ready) {
-      say("The image is still loading.");
-      return;
-    }
     const item = outbox.add("label", config.urls.labels, {
-      galaxy: entry.galaxy.id, schema: config.schema.name, label_class: key, note: note.value(), queue_entry: entry.id,
+      galaxy: entry.galaxy.id, schema: config.schema.name, label_class: key, note: text, queue_entry: entry.id,
     }, { entryId: entry.id, galaxyId: entry.galaxy.id, externalId: entry.galaxy.external_id, className: chosen.name });
     state.history.push({ entry, itemId: item.id, name: chosen.name });
     state.history = state.history.slice(-HISTORY);
     state.done.add(entry.id);
     views.flash(buttons.get(key));
-    say(`${entry.galaxy.external_id}: ${chosen.name}${note.value() ? " (with note)" : ""}`);
-    note.set("");
+    say(`${entry.galaxy.external_id}: ${chosen.name}${text ? " (with note)" : ""}`);
     advance();
   }
 
   function skip() {
+    // A galaxy still loading may be skipped at once (nothing is waiting ahead of the s), but with no galaxy shown
+    // the s is for the next one to come, behind any keys already waiting.
+    if (waiting.size || state.undoing || (!state.current && !state.ended)) {
+      keepWaiting({ kind: "skip", shown: "s" });
+    } else {
+      skipNow();
+    }
+  }
+
+  function skipNow() {
     const entry = state.current;
     if (!entry) {
       return;
@@ -300,6 +378,14 @@
   }
 
   async function undo() {
+    if (waiting.size) {
+      const taken = waiting.pop();
+      if (taken.note && !note.value()) {
+        note.set(taken.note);
+      }
+      say(`Took back the key ${taken.shown}, which was still waiting.`);
+      return;
+    }
     if (state.undoing) {
       return;
     }
@@ -349,6 +435,7 @@
       }
     } finally {
       state.undoing = false;
+      applyWaiting();  // keys pressed during the undo are for the galaxy it brought back
     }
   }
 
