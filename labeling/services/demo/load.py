@@ -22,17 +22,12 @@ from labeling.models import (
     ConsensusRule,
     Dataset,
     DecisionTree,
-    ExpertLabel,
     FeatureSet,
     Job,
     VolunteerClassification,
 )
-from labeling.services.demo.truth import (
-    GALAXY10_TO_GZ_DECALS,
-    SLOAN_QUESTION_TO_GZ2,
-    gz2_truth_for_example,
-    gz2_truth_from_class_string,
-)
+from labeling.services.demo.known import galaxy10_truths, gz2_example_truths, sdss_example_truths
+from labeling.services.demo.oracle import demo_queue, demo_simulation, known_labels_split
 from labeling.services.imports.datasets import dataset_get_or_create
 from labeling.services.imports.galaxies import galaxies_import
 from labeling.services.imports.votes import votes_import
@@ -113,40 +108,6 @@ def _simulate(dataset: Dataset, tree: DecisionTree, truths: dict[int, dict]) -> 
     VolunteerClassification.objects.bulk_create(rows, batch_size=2000)
     votes_aggregate(tree=tree, galaxy_ids=list(truths))
     return len(truths) - len(done & set(truths))
-
-
-def _current_labels(dataset: Dataset):
-    return ExpertLabel.objects.filter(galaxy__dataset=dataset, superseded_at__isnull=True).select_related(
-        "schema", "label_class"
-    )
-
-
-def _galaxy10_truths(dataset: Dataset) -> dict[int, dict]:
-    return {
-        label.galaxy_id: GALAXY10_TO_GZ_DECALS[label.label_class.key]
-        for label in _current_labels(dataset).filter(schema__name="galaxy10")
-    }
-
-
-def _sdss_example_truths(dataset: Dataset, gz2: DecisionTree) -> dict[int, dict]:
-    answers_by_question = {q.key: [a.key for a in q.answers.all()] for q in gz2.questions.prefetch_related("answers")}
-    truths: dict[int, dict] = {}
-    for label in _current_labels(dataset).filter(schema__name__startswith="gz-examples-sloan-q").order_by("id"):
-        question = SLOAN_QUESTION_TO_GZ2[int(label.schema.name.rsplit("q", 1)[1])]
-        answer = answers_by_question[question][int(label.label_class.key)]
-        known = truths.get(label.galaxy_id, {})
-        implied = gz2_truth_for_example(question, answer)
-        if any(known.get(key, value) != value for key, value in implied.items()):
-            continue  # a galaxy that exemplifies answers on two different branches keeps the first one
-        truths[label.galaxy_id] = {**known, **implied}
-    return truths
-
-
-def _gz2_example_truths(dataset: Dataset) -> dict[int, dict]:
-    return {
-        label.galaxy_id: gz2_truth_from_class_string(label.label_class.key)
-        for label in _current_labels(dataset).filter(schema__name="gz2-class")
-    }
 
 
 def _demo_users(report: DemoReport) -> None:
@@ -236,14 +197,19 @@ def demo_load(*, progress: Callable | None = None, include_stripe82: bool = True
     for name, meta in DATASETS.items():
         dataset_get_or_create(name=name, **meta)
 
+    # Galaxy10 is the expert's main work: only a few labels per class go in, the rest stay an oracle. The other
+    # imaged sets hold one or a few examples per answer, too few to hold any back.
+    known = known_labels_split(source=DEMO_DATA / "galaxy10" / "labels.csv", out_dir=Path(settings.VAR_DIR) / "demo")
     imports = [
-        (GALAXY10, "folder", DEMO_DATA / "galaxy10", "galaxy10"),
-        (SDSS_EXAMPLES, "gz-examples", DEMO_DATA / "gz_examples_sloan", None),
-        (GZ2_EXAMPLES, "folder", DEMO_DATA / "gz2_examples", "gz2-class"),
+        (GALAXY10, "folder", DEMO_DATA / "galaxy10", "galaxy10", known.imported),
+        (SDSS_EXAMPLES, "gz-examples", DEMO_DATA / "gz_examples_sloan", None, None),
+        (GZ2_EXAMPLES, "folder", DEMO_DATA / "gz2_examples", "gz2-class", None),
     ]
-    for name, fmt, path, schema in imports:
-        result = galaxies_import(dataset_name=name, fmt=fmt, path=path, schema_name=schema, progress=progress)
+    for name, fmt, path, schema, labels_csv in imports:
+        result = galaxies_import(dataset_name=name, fmt=fmt, path=path, schema_name=schema, labels_csv=labels_csv,
+                                 progress=progress)
         report.add(result.summary())
+    report.add(f"dataset {GALAXY10!r}: {known.held_back} known labels held back as an oracle ({known.oracle})")
     if include_stripe82:
         result = votes_import(dataset_name=STRIPE82, fmt="gz2-table",
                               path=DEMO_DATA / "gz2_stripe82" / "gz2_table5_stripe82_votes.csv.gz", progress=progress)
@@ -251,9 +217,9 @@ def demo_load(*, progress: Callable | None = None, include_stripe82: bool = True
 
     datasets = {d.name: d for d in Dataset.objects.filter(name__in=DATASETS)}
     simulated = [
-        (datasets[GALAXY10], gz_decals, _galaxy10_truths(datasets[GALAXY10])),
-        (datasets[SDSS_EXAMPLES], gz2, _sdss_example_truths(datasets[SDSS_EXAMPLES], gz2)),
-        (datasets[GZ2_EXAMPLES], gz2, _gz2_example_truths(datasets[GZ2_EXAMPLES])),
+        (datasets[GALAXY10], gz_decals, galaxy10_truths(datasets[GALAXY10], known.oracle)),
+        (datasets[SDSS_EXAMPLES], gz2, sdss_example_truths(datasets[SDSS_EXAMPLES], gz2)),
+        (datasets[GZ2_EXAMPLES], gz2, gz2_example_truths(datasets[GZ2_EXAMPLES])),
     ]
     for dataset, tree, truths in simulated:
         added = _simulate(dataset, tree, truths)
@@ -276,12 +242,26 @@ def demo_load(*, progress: Callable | None = None, include_stripe82: bool = True
             report.add(f"consensus {schema_name} on {dataset_name!r}: {shown}")
     _open_for_volunteers(datasets[GALAXY10], gz_decals, rules.get(schema__name="galaxy10",
                                                                   name="gz-decals-thresholds"), report)
+    _demo_users(report)
     if analyse:
         for name, k in DEMO_ANALYSES.items():
             _analyse(datasets[name], k, report)
+        _expert_work(datasets[GALAXY10], known.oracle, report)
     _import_sample(report)
-    _demo_users(report)
     return report
+
+
+def _expert_work(dataset: Dataset, oracle: Path, report: DemoReport) -> None:
+    """A finished simulation for /simulations/ and a full queue for the expert, both from the held-back labels."""
+    from labeling.models import LabelSchema
+
+    feature_set = FeatureSet.objects.filter(dataset=dataset, rotation_invariant=False).latest("pk")
+    simulation = demo_simulation(dataset=dataset, feature_set=feature_set, oracle=oracle,
+                                 out_dir=Path(settings.VAR_DIR) / "simulations" / "demo-galaxy10")
+    report.add(f"dataset {dataset.name!r}: active-learning simulation #{simulation.pk} on /simulations/")
+    waiting = demo_queue(dataset=dataset, schema=LabelSchema.objects.get(name="galaxy10"),
+                         expert=User.objects.get(username="expert"))
+    report.add(f"dataset {dataset.name!r}: {waiting} galaxies waiting in the expert's queue (schema galaxy10)")
 
 
 def _import_sample(report: "DemoReport") -> None:

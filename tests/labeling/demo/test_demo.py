@@ -22,6 +22,8 @@ from labeling.models import (
     FeatureSet,
     Galaxy,
     Job,
+    QueueEntry,
+    Simulation,
     VolunteerClassification,
     VoteSummary,
 )
@@ -30,7 +32,7 @@ from labeling.services.imports.jobs import import_sources
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 COUNTED = (Dataset, Galaxy, ExpertLabel, VolunteerClassification, VoteSummary, ConsensusLabel, DecisionTree, User,
-           FeatureSet, Clustering, Embedding, Job)
+           FeatureSet, Clustering, Embedding, Job, QueueEntry, Simulation)
 
 
 def _counts() -> dict[str, int]:
@@ -61,6 +63,18 @@ def test_loading_the_demo_twice_duplicates_nothing_and_keeps_the_logins(settings
     assert any("simulated volunteers for 0 new galaxies" in line for line in second.lines)
     galaxy10 = FeatureSet.objects.get(dataset__name="Galaxy10 DECaLS samples")
     assert galaxy10.count == 110 and galaxy10.has_index and galaxy10.clusterings.get().k == 10
+    # Most Galaxy10 labels are held back as an oracle: the expert has work, the simulation page a finished run.
+    labelled = ExpertLabel.objects.filter(galaxy__dataset__name="Galaxy10 DECaLS samples", schema__name="galaxy10")
+    assert labelled.count() == 30
+    assert sorted(labelled.values_list("label_class__key", flat=True)) == sorted([str(k) for k in range(10)] * 3)
+    oracle = tmp_path / "var" / "demo" / "galaxy10-oracle.csv"
+    assert len(oracle.read_text().splitlines()) == 1 + 110
+    waiting = QueueEntry.objects.filter(expert__username="expert", schema__name="galaxy10", status="pending")
+    assert waiting.count() >= 40
+    assert not waiting.filter(galaxy__in=labelled.values("galaxy")).exists()
+    simulation = Simulation.objects.get(dataset__name="Galaxy10 DECaLS samples")
+    assert set(simulation.curves) >= {"random", "cluster_margin", "margin"}
+    assert simulation.parameters["n_pool"] + simulation.parameters["n_test"] == 110
     # A catalogue waits in the import folder for the Jobs page, copied once.
     assert {"galaxy10-sample", "galaxy10-sample/labels.csv"} <= set(import_sources())
     assert any("galaxy10-sample, to import on /jobs/" in line for line in second.lines)
