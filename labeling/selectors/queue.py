@@ -192,3 +192,20 @@ def entries_json(*, entries: list[QueueEntry], expert, dataset: Dataset, schema:
             "your_label": _class_json(yours.get(galaxy.pk)),
         })
     return shown
+
+
+START_BATCH = 40  # what the home page offers an expert: a sitting's worth of labels
+
+
+def labelling_start(*, expert) -> tuple[LabellingChoice, int] | None:
+    """The labelling page the home page offers first, and how many galaxies to offer there: among the datasets and
+    schemas experts already label, the one with the most galaxies still without a label (then any other pair).
+    None when every galaxy with an image is labelled or none exists."""
+    def open_galaxies(choice: LabellingChoice) -> int:
+        return max(choice.galaxies - choice.labelled, choice.pending)
+
+    candidates = [choice for choice in labelling_choices(expert=expert) if open_galaxies(choice)]
+    if not candidates:
+        return None
+    best = max(candidates, key=lambda choice: (choice.labelled > 0, open_galaxies(choice), -choice.dataset.pk))
+    return best, min(START_BATCH, open_galaxies(best))

@@ -4,7 +4,7 @@ from functools import wraps
 
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
-from django.shortcuts import redirect
+from django.shortcuts import redirect, render
 
 from labeling.services.labelling.labels import user_is_expert
 
@@ -38,6 +38,11 @@ def expert_required(view):
 
 
 def home(request):
-    """Where "/" and signing in lead: the datasets for experts and admins, the classify pages for everyone else
-    (volunteers may not browse the labelled catalogue, so landing there would be a 403)."""
-    return redirect("dataset-list" if user_is_expert(request.user) else "classify-home")
+    """Where "/" and signing in lead: for experts and admins, where each role starts (the labelling queue with the
+    most work, a retrain cycle, the classify pages); everyone else goes straight to the classify pages (volunteers
+    may not browse the labelled catalogue, so a page of links they cannot open would only lead to 403s)."""
+    if not user_is_expert(request.user):
+        return redirect("classify-home")
+    from labeling.selectors.queue import labelling_start
+
+    return render(request, "labeling/home.html", {"start": labelling_start(expert=request.user)})

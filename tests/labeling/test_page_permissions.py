@@ -9,6 +9,7 @@ and resolve disagreements. Anonymous visitors classify too. A denied anonymous v
 /login/?next=...); a denied signed-in one gets 403, not a trip back to the login page. Every POST carries the CSRF
 token, and is refused without it."""
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import parse_qs, urlsplit
@@ -60,7 +61,7 @@ class Page:
 
     allowed: frozenset
     path: Callable[[Site], str]
-    ok: int = 200
+    ok: int | dict[str, int] = 200  # a dict where roles get different answers (role -> status)
     body: Body | None = None
     json: bool = False
 
@@ -88,7 +89,8 @@ def galaxy(site: Site) -> int:
 
 
 PAGES: dict[tuple[str, str], Page] = {
-    ("home", "GET"): Page(EVERYONE, at("home"), ok=302),
+    # Experts and admins get the page of where to start; everyone else goes on to the classify pages.
+    ("home", "GET"): Page(EVERYONE, at("home"), ok={role: 200 if role in READERS else 302 for role in EVERYONE}),
     ("login", "GET"): Page(EVERYONE, at("login")),
     ("login", "POST"): Page(EVERYONE, at("login"), ok=302, body=credentials),
     ("logout", "GET"): Page(EVERYONE, at("logout"), ok=405),  # logging out takes a POST (Django 5)
@@ -209,7 +211,7 @@ def test_each_page_admits_exactly_the_roles_its_row_names(site, subtests):
                     response = request(site, role, method, page)
                     transaction.set_rollback(True)
                 if role in page.allowed:
-                    ok = response.status_code == page.ok
+                    ok = response.status_code == (page.ok[role] if isinstance(page.ok, dict) else page.ok)
                 elif role == "anonymous":
                     ok = sent_to_sign_in(response, path)
                 else:
@@ -233,12 +235,18 @@ def test_every_post_is_refused_without_the_csrf_token_and_accepted_with_it(site,
                 assert accepted.status_code == page.ok, accepted.content[:200]
 
 
-@pytest.mark.parametrize("who, lands_on", [
-    (None, "classify-home"), ("volunteer", "classify-home"), ("outsider", "classify-home"),
-    ("expert", "dataset-list"), ("second_expert", "dataset-list"), ("admin_user", "dataset-list")])
-def test_home_leads_experts_to_the_datasets_and_everyone_else_to_classify(request, who, lands_on):
+@pytest.mark.parametrize("who", [None, "volunteer", "outsider"])
+def test_home_sends_everyone_but_experts_to_classify(request, who):
     client = client_for(request.getfixturevalue(who) if who else None)
-    assert client.get(reverse("home"))["Location"] == reverse(lands_on)
+    assert client.get(reverse("home"))["Location"] == reverse("classify-home")
+
+
+@pytest.mark.parametrize("who, roles", [("expert", {"expert", "volunteer"}), ("second_expert", {"expert", "volunteer"}),
+                                        ("admin_user", {"expert", "admin", "volunteer"})])
+def test_home_shows_experts_and_admins_where_each_of_their_roles_starts(request, who, roles):
+    page = client_for(request.getfixturevalue(who)).get(reverse("home"))
+    assert page.status_code == 200
+    assert set(re.findall(r'data-role="(\w+)"', page.content.decode())) == roles
 
 
 def test_a_volunteer_signing_in_lands_on_the_classify_pages_and_sees_no_expert_menu(volunteer):

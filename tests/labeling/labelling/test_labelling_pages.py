@@ -1,13 +1,16 @@
 """The expert's pages: choosing what to label, the labelling page, agreement between experts, the admin's review of
 disagreements, and who may open each."""
 
+import re
+
 import pytest
 from django.urls import reverse
 
-from labeling.models import LabelClass, LabelResolution
+from labeling.models import ExpertLabel, LabelClass, LabelResolution
 from labeling.selectors.agreement import agreement_stats
 from labeling.selectors.labels import EXPERT, galaxy_labels
 from labeling.services.labelling.labels import expert_label_set
+from tests.labeling.ml_helpers import galaxy10_subset
 from tests.labeling.queue_helpers import partly_labelled
 
 pytestmark = pytest.mark.django_db
@@ -155,3 +158,24 @@ def test_a_resolve_redirect_never_leaves_the_site(client, three_experts, admin_u
     response = client.post(reverse("review-resolve", args=[galaxies[4].pk]), {
         "schema": schema.name, "label_class": "8", "next": "https://evil.example/"})
     assert response.url == reverse("review")
+
+
+def test_the_home_page_offers_the_expert_the_queue_experts_already_work_on(client, labelled, expert, tmp_path):
+    dataset, schema = labelled
+    unlabelled = galaxy10_subset(tmp_path / "other", per_class=10, name="Nobody labels this yet")
+    ExpertLabel.objects.filter(galaxy__dataset=unlabelled).delete()  # more open galaxies, but no expert's work yet
+    client.force_login(expert)
+    page = client.get(reverse("home")).content.decode()
+    start = re.search(r'id="start-labelling" href="([^"]+)">Label (\d+) galax', page)
+    assert start.group(1) == reverse("label-page", args=[dataset.slug, schema.name])
+    assert int(start.group(2)) == dataset.galaxies.count() - 6
+    assert "Start a retrain cycle" not in page  # an admin's start, not an expert's
+
+
+def test_the_home_page_says_so_when_every_galaxy_is_labelled(client, labelled, expert):
+    dataset, schema = labelled
+    for galaxy in dataset.galaxies.filter(expert_labels__isnull=True):
+        label(galaxy, schema, expert, "2")
+    client.force_login(expert)
+    page = client.get(reverse("home")).content.decode()
+    assert 'id="start-labelling"' not in page and "Every galaxy with an image has a label" in page
