@@ -2,6 +2,8 @@
 
 The neighbour index of a feature set is a file (mlcore.neighbours.index) loaded once per process and kept while the file
 is unchanged; the galaxy's own vector comes from the memory-mapped feature store, so a query touches one row of it.
+The scale that makes cosines readable (mlcore.neighbours.scale) is measured on random pairs of the same store, once
+per process and again when the index is rebuilt.
 """
 
 import threading
@@ -15,7 +17,7 @@ from labeling.selectors.catalogue import with_current_labels
 # Index files and opened stores, per process, while their files are unchanged: path -> (mtime, object). Opening a
 # store of 1M galaxies sorts its keys (0.1 s), loading an index reads its file: neither belongs in every request.
 _LOADED: dict[str, tuple[float, object]] = {}
-_LOADED_MAX = 8
+_LOADED_MAX = 16  # eight feature sets: index or store, and scale
 _LOCK = threading.Lock()
 
 
@@ -23,6 +25,19 @@ _LOCK = threading.Lock()
 class Neighbour:
     galaxy: Galaxy
     score: float  # cosine similarity of the two galaxies' feature vectors, 1 = identical
+    rank: int = 0  # 1 for the nearest
+    # Read against random pairs of the feature set (mlcore.neighbours.scale): 1 = identical features, 0 = as far
+    # apart as a typical pair; and the share of random pairs farther apart. None where no scale could be measured.
+    likeness: float | None = None
+    closer_than: float | None = None
+
+    @property
+    def likeness_percent(self) -> int | None:
+        return None if self.likeness is None else round(100 * self.likeness)
+
+    @property
+    def closer_than_percent(self) -> float | None:
+        return None if self.closer_than is None else 100 * self.closer_than
 
     @property
     def percent(self) -> float:
@@ -82,6 +97,18 @@ def opened_store(feature_set: FeatureSet):
     return _cached(feature_set.store_dir, feature_set.store_dir / "meta.json", FeatureStore.open)
 
 
+def similarity_scale(feature_set: FeatureSet):
+    """The feature set's SimilarityScale, measured on up to 1000 of its stored vectors (every pair among them) once
+    per process and again when its index is rebuilt; None when the store holds fewer than two vectors."""
+    from mlcore.neighbours.scale import SimilarityScale
+
+    def measure(_):
+        vectors = opened_store(feature_set).vectors()
+        return SimilarityScale().fit(vectors) if len(vectors) >= 2 else None
+
+    return _cached(f"{feature_set.index_file}#scale", feature_set.index_file, measure)
+
+
 def neighbour_pairs(*, galaxy: Galaxy, feature_set: FeatureSet, k: int = 8) -> list[tuple[int, float]]:
     """(galaxy id, cosine similarity) of the ``k`` nearest neighbours from the index, most similar first; no query.
 
@@ -108,5 +135,13 @@ def galaxy_neighbours(*, galaxy: Galaxy, feature_set: FeatureSet, k: int = 8) ->
     """
     pairs = neighbour_pairs(galaxy=galaxy, feature_set=feature_set, k=k)
     found = with_current_labels(Galaxy.objects.select_related("dataset")).in_bulk([key for key, _ in pairs])
-    # A galaxy deleted since the index was built is skipped rather than shown broken.
-    return [Neighbour(found[key], float(score)) for key, score in pairs if key in found]
+    scale = similarity_scale(feature_set) if pairs else None
+    cosines = [score for _, score in pairs]
+    likeness = scale.likeness(cosines) if scale else [None] * len(pairs)
+    closer_than = scale.closer_than(cosines) if scale else [None] * len(pairs)
+    # A galaxy deleted since the index was built is skipped rather than shown broken; ranks count those shown.
+    shown = [(key, score, like, closer) for (key, score), like, closer in zip(pairs, likeness, closer_than,
+                                                                             strict=True) if key in found]
+    return [Neighbour(found[key], float(score), rank=rank, likeness=None if like is None else float(like),
+                      closer_than=None if closer is None else float(closer))
+            for rank, (key, score, like, closer) in enumerate(shown, start=1)]

@@ -1,6 +1,7 @@
 """With the default features (the shipped galaxy backbone), a galaxy's page in a real Chromium shows neighbours of its
 own kind: the nearest galaxies of a clearly smooth and of a clearly spiral demo galaxy are mostly smooth and mostly
-spiral, and their similarity figures differ from galaxy to galaxy."""
+spiral, and the figures shown on them (rank, and a similarity from 0 to 100 read against random pairs) fall along the
+list and differ from galaxy to galaxy."""
 
 import pytest
 
@@ -33,7 +34,7 @@ def demo_galaxies(tmp_path, admin_user):
 
 def test_the_neighbours_of_a_smooth_and_a_spiral_galaxy_are_mostly_of_their_kind(page, demo_galaxies,
                                                                                  screenshot_dir):
-    scores_seen = []
+    scores_seen, figures_seen = [], []
     for external_id, kind in EXAMPLES.items():
         galaxy = demo_galaxies.galaxies.get(external_id=external_id)
         log_in_as_admin(page, f"/galaxies/{galaxy.pk}/")
@@ -42,6 +43,8 @@ def test_the_neighbours_of_a_smooth_and_a_spiral_galaxy_are_mostly_of_their_kind
         assert all(width > 0 for width in images_loaded(page, ".neighbours img"))
         ids = [int(i) for i in tiles.evaluate_all("tiles => tiles.map(t => t.dataset.galaxy)")][:5]
         scores = [float(s) for s in tiles.evaluate_all("tiles => tiles.map(t => t.dataset.score)")]
+        likeness = [float(s) for s in tiles.evaluate_all("tiles => tiles.map(t => t.dataset.likeness)")]
+        shown = tiles.locator(".score").all_inner_texts()
         page.screenshot(path=str(screenshot_dir / f"neighbours-{external_id}.png"), full_page=True)
         page.context.clear_cookies()
 
@@ -50,5 +53,9 @@ def test_the_neighbours_of_a_smooth_and_a_spiral_galaxy_are_mostly_of_their_kind
         assert galaxy.pk not in ids
         # Similarities are figures to read, not all 1.00: they fall along the list.
         assert scores == sorted(scores, reverse=True) and scores[0] - scores[-1] > 0.01
+        assert likeness == sorted(likeness, reverse=True) and likeness[0] - likeness[-1] > 0.05
+        assert shown == [f"#{rank} · {round(100 * value)}" for rank, value in enumerate(likeness, start=1)]
+        assert shown[0] != shown[-1].replace(f"#{len(shown)}", "#1")  # the figure itself differs, not only the rank
         scores_seen.append(scores)
-    assert scores_seen[0] != scores_seen[1]
+        figures_seen.append(shown)
+    assert scores_seen[0] != scores_seen[1] and figures_seen[0] != figures_seen[1]

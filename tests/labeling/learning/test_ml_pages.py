@@ -43,6 +43,30 @@ def test_a_galaxys_page_shows_its_eight_nearest_neighbours_with_links_and_scores
     assert f"{reverse('galaxy-similar', args=[galaxy.pk])}?features={feature_set.pk}" in html
 
 
+def test_neighbours_show_their_rank_and_a_similarity_read_against_random_pairs(as_expert, dataset, feature_set):
+    """Cosines of close features all read 1.00; the figure shown is 100 for identical features, 0 for a typical
+    random pair of the feature set, and falls from the 1st neighbour to the last and differs between galaxies."""
+    shown = []
+    for galaxy in dataset.galaxies.order_by("pk")[:2]:
+        response = as_expert.get(reverse("galaxy-detail", args=[galaxy.pk]))
+        neighbours = response.context["neighbours"]
+        assert [n.rank for n in neighbours] == list(range(1, 9))
+        likeness = [n.likeness for n in neighbours]
+        assert all(0 <= value <= 1 for value in likeness) and likeness == sorted(likeness, reverse=True)
+        assert likeness[0] - likeness[-1] > 0.02
+        closer_than = [n.closer_than for n in neighbours]
+        assert all(0 <= value <= 1 for value in closer_than) and closer_than == sorted(closer_than, reverse=True)
+        html = response.content.decode()
+        first, last = neighbours[0], neighbours[-1]
+        assert (f'data-score="{first.score:.4f}" data-rank="1" data-likeness="{first.likeness:.4f}"' in html
+                and f'data-rank="8" data-likeness="{last.likeness:.4f}"' in html)
+        assert (f'<span class="rank">#1</span> · <span class="likeness">{round(100 * first.likeness)}</span>' in
+                html)
+        assert "0 as far apart as two galaxies picked at random" in html
+        shown.append([n.likeness_percent for n in neighbours])
+    assert shown[0] != shown[1]
+
+
 def test_without_an_index_the_galaxy_page_says_how_to_make_one(as_expert, dataset):
     response = as_expert.get(reverse("galaxy-detail", args=[dataset.galaxies.first().pk]))
     assert response.context["neighbours"] == [] and "No neighbour index for this dataset yet" in \
