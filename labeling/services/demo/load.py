@@ -261,7 +261,9 @@ def _expert_work(dataset: Dataset, oracle: Path, report: DemoReport) -> None:
     report.add(f"dataset {dataset.name!r}: active-learning simulation #{simulation.pk} on /simulations/")
     waiting = demo_queue(dataset=dataset, schema=LabelSchema.objects.get(name="galaxy10"),
                          expert=User.objects.get(username="expert"))
-    report.add(f"dataset {dataset.name!r}: {waiting} galaxies waiting in the expert's queue (schema galaxy10)")
+    report.add(f"dataset {dataset.name!r}: {waiting} galaxies waiting in the expert's queue (schema galaxy10); "
+               f"check the labels given against the held-back ones with: manage.py check_labels --dataset "
+               f"'{dataset.name}' --schema galaxy10 --known {oracle}")
 
 
 def _import_sample(report: "DemoReport") -> None:
