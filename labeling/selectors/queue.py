@@ -22,7 +22,7 @@ from labeling.models import (
     QueueEntry,
 )
 from labeling.selectors.catalogue import votes_by_tree_of
-from labeling.selectors.similarity import feature_set_for, neighbour_pairs
+from labeling.selectors.similarity import feature_set_for, neighbour_pairs, similarity_scale
 
 NEIGHBOURS_SHOWN = 8
 
@@ -141,10 +141,12 @@ def _neighbours_json(galaxies: list, schema: LabelSchema, feature_set) -> dict[i
         for galaxy_id, key, name in rows:
             labels[galaxy_id] = ({"key": key, "name": name}, source)
     detail = reverse("galaxy-detail", args=[0])
+    scale = similarity_scale(feature_set)  # the 0-100 figure the galaxy pages show: cosines all read 1.00
     shown: dict[int, list[dict]] = {}
     for galaxy_id, found in pairs.items():
         shown[galaxy_id] = []
-        for key, score in found:
+        likeness = scale.likeness([score for _, score in found]) if scale is not None and found else None
+        for rank, (key, score) in enumerate(found, start=1):
             if key not in thumbnails:  # deleted since the index was built
                 continue
             label, source = labels.get(key, (None, None))
@@ -152,6 +154,7 @@ def _neighbours_json(galaxies: list, schema: LabelSchema, feature_set) -> dict[i
             shown[galaxy_id].append({
                 "id": key, "thumbnail_url": default_storage.url(thumbnail) if thumbnail else None,
                 "detail_url": detail.replace("/0/", f"/{key}/"), "similarity": round(float(score), 4),
+                "rank": rank, "likeness": None if likeness is None else round(100 * float(likeness[rank - 1])),
                 "label": label, "label_source": source})
     return shown
 

@@ -141,10 +141,13 @@
       const name = n.label ? n.label.name : "unlabelled";
       return h("li", { "data-galaxy": n.id },
         h("a", { href: n.detail_url, target: "_blank", rel: "noopener",
-                 title: `${name} · similarity ${number(n.similarity, 3)}` },
+                 title: `${name} · neighbour #${n.rank} · similarity ${n.likeness ?? "–"} of 100 ` +
+                        `(100: identical features, 0: as far apart as a random pair) · cosine ${number(n.similarity, 3)}` },
           n.thumbnail_url ? h("img", { src: n.thumbnail_url, alt: `Neighbour: ${name}`, width: 96, height: 96 }) :
             h("span", { class: "placeholder" }, h("small", { text: "no image" })),
-          h("span", { class: "score", text: number(n.similarity, 2) })),
+          // Cosines of near neighbours all read 1.00; the rank and the 0-100 figure differ from tile to tile.
+          h("span", { class: "score", "data-likeness": n.likeness ?? "",
+                      text: n.likeness === null || n.likeness === undefined ? `#${n.rank}` : `#${n.rank} · ${n.likeness}` })),
         n.label ? h("span", { class: `badge ${n.label_source === "expert" ? "badge-expert" : "badge-consensus"}`,
                               text: n.label.name, title: n.label_source || "" }) :
           h("span", { class: "badge badge-uncertain", text: "unlabelled" }));

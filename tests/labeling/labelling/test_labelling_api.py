@@ -78,6 +78,11 @@ def test_next_shows_the_models_prediction_and_eight_labelled_neighbours(as_exper
     labelled_ids = set(ExpertLabel.objects.values_list("galaxy_id", flat=True))
     for neighbour in entry["neighbours"]:
         assert (neighbour["label_source"] == "expert") == (neighbour["id"] in labelled_ids)
+    # A figure a person can read: ranks 1..8 and a 0-100 similarity that falls along the list and is not flat.
+    assert [n["rank"] for n in entry["neighbours"]] == list(range(1, 9))
+    likeness = [n["likeness"] for n in entry["neighbours"]]
+    assert all(0 <= value <= 100 for value in likeness) and likeness == sorted(likeness, reverse=True)
+    assert likeness[0] > likeness[-1]
 
 
 def test_a_label_is_saved_closes_the_entry_and_counts_today(as_expert, queued, expert):
