@@ -36,6 +36,9 @@ def test_a_newcomer_labels_ten_galaxies_from_the_home_page_then_browses_and_clas
     first.click()
     page.wait_for_url(re.compile(r"/label/[\w-]+/galaxy10/$"))
     page.wait_for_selector("#label-stage[data-ready='true']")
+    page.wait_for_selector(".label-neighbours .score")
+    scores = page.locator(".label-neighbours .score").all_inner_texts()
+    assert re.fullmatch(r"#1 · \d+", scores[0]) and scores[0] != scores[-1], scores  # not a row of 1.00s
     page.screenshot(path=str(screenshot_dir / "newcomer-label.png"))
 
     for key in KEYS:

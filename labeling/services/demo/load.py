@@ -23,6 +23,7 @@ from labeling.models import (
     Dataset,
     DecisionTree,
     FeatureSet,
+    Galaxy,
     Job,
     VolunteerClassification,
 )
@@ -199,7 +200,10 @@ def demo_load(*, progress: Callable | None = None, include_stripe82: bool = True
 
     # Galaxy10 is the expert's main work: only a few labels per class go in, the rest stay an oracle. The other
     # imaged sets hold one or a few examples per answer, too few to hold any back.
-    known = known_labels_split(source=DEMO_DATA / "galaxy10" / "labels.csv", out_dir=Path(settings.VAR_DIR) / "demo")
+    # A database made before the held-back labels keeps its galaxy names (renaming would import every image twice).
+    older = Galaxy.objects.filter(dataset__name=GALAXY10, external_id__startswith="g10_class_").exists()
+    known = known_labels_split(source=DEMO_DATA / "galaxy10" / "labels.csv", out_dir=Path(settings.VAR_DIR) / "demo",
+                               id_prefix=None if older else "g10-", seed=SIMULATION_SEED)
     imports = [
         (GALAXY10, "folder", DEMO_DATA / "galaxy10", "galaxy10", known.imported),
         (SDSS_EXAMPLES, "gz-examples", DEMO_DATA / "gz_examples_sloan", None, None),
@@ -209,7 +213,9 @@ def demo_load(*, progress: Callable | None = None, include_stripe82: bool = True
         result = galaxies_import(dataset_name=name, fmt=fmt, path=path, schema_name=schema, labels_csv=labels_csv,
                                  progress=progress)
         report.add(result.summary())
-    report.add(f"dataset {GALAXY10!r}: {known.held_back} known labels held back as an oracle ({known.oracle})")
+    report.add(f"dataset {GALAXY10!r}: {known.held_back} known labels held back as an oracle ({known.oracle})" + (
+        "; this database was made by an older demo and keeps every imported label (`make clean` starts afresh)"
+        if older else ""))
     if include_stripe82:
         result = votes_import(dataset_name=STRIPE82, fmt="gz2-table",
                               path=DEMO_DATA / "gz2_stripe82" / "gz2_table5_stripe82_votes.csv.gz", progress=progress)

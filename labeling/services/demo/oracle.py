@@ -2,10 +2,13 @@
 has galaxies to label on the first visit, the simulation page has a finished run to show, and an expert's labels can
 be checked against the catalogue's afterwards.
 
-The split is fixed (the first rows of each class in file order are imported), so every demo database is the same.
+The bundled files are named after their class (g10_class_5_3.jpg), which would tell the expert the answer and make
+any check of their labels empty, so the galaxies get neutral ids in a shuffled order (their database keys then say
+nothing either). The split and the shuffle are seeded, so every demo database is the same.
 """
 
 import csv
+import random
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,13 +27,19 @@ class KnownLabels:
     held_back: int
 
 
-def known_labels_split(*, source: Path, out_dir: Path, per_class: int = IMPORTED_PER_CLASS) -> KnownLabels:
+def known_labels_split(*, source: Path, out_dir: Path, per_class: int = IMPORTED_PER_CLASS,
+                       id_prefix: str | None = None, seed: int = 0) -> KnownLabels:
     """Write the two halves of a folder catalogue (``file``, ``id``, ``label``, ``class_name`` columns) into
     ``out_dir``: the rows to import, where only the first ``per_class`` rows of each class keep their label, and the
-    oracle, every labelled row. Rewritten on every call; the same source gives the same files."""
+    oracle, every labelled row. With ``id_prefix`` the rows are shuffled (seeded) and renamed ``<prefix>0001`` ...
+    in that order, in both files. Rewritten on every call; the same source and seed give the same files."""
     with source.open(newline="") as handle:
         reader = csv.DictReader(handle)
         columns, rows = list(reader.fieldnames or []), list(reader)
+    if id_prefix is not None:
+        random.Random(seed).shuffle(rows)
+        rows = [{**row, "id": f"{id_prefix}{number:04d}"} for number, row in enumerate(rows, start=1)]
+        columns = columns if "id" in columns else ["id", *columns]
     out_dir.mkdir(parents=True, exist_ok=True)
     seen: dict[str, int] = {}
     imported_rows, held_back = [], 0
