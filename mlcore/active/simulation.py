@@ -15,12 +15,9 @@ import numpy as np
 from sklearn.model_selection import train_test_split
 
 from mlcore.active import query
+from mlcore.active.batch import cluster_margin_clusters
 from mlcore.active.curves import BASELINE, mean_curves, savings
 from mlcore.active.head import ProbabilityHead, evaluate
-from mlcore.clusters.kmeans import kmeans
-
-# k-means clusters of the pool for cluster_margin: twice the number of classes, at most this many.
-MAX_CLUSTERS = 50
 
 
 def simulate(
@@ -118,8 +115,7 @@ def simulate(
         context["start"] = query.random_sample(len(pool), n=min(initial, len(pool)),
                                                labelled=np.zeros(len(pool), dtype=bool), seed=_round_seed(seed, 0))
     if any("clusters" in query.strategy_needs(name, weights=weights) for name in ordered) and len(pool) >= 2:
-        k = min(max(2, 2 * len(classes)), MAX_CLUSTERS, len(pool))
-        context["clusters"] = kmeans(context["features"], k, seed=seed).labels
+        context["clusters"] = cluster_margin_clusters(context["features"], len(classes), seed=seed)
 
     curves: dict[str, list[dict]] = {}
     seconds: dict[str, float] = {}

@@ -9,7 +9,6 @@ import numpy as np
 from labeling.models import (
     Answer,
     Classifier,
-    Clustering,
     Dataset,
     ExpertLabel,
     FeatureSet,
@@ -64,19 +63,6 @@ def _probabilities(classifier: Classifier, ids: np.ndarray) -> np.ndarray | None
     return probs
 
 
-def _clusters(feature_set: FeatureSet, ids: np.ndarray, features: np.ndarray | None, seed: int) -> np.ndarray:
-    """The latest clustering of the feature set; k-means on the spot when there is none."""
-    clustering = Clustering.objects.filter(feature_set=feature_set).order_by("-created_at", "-pk").first()
-    if clustering is not None:
-        assigned = dict(clustering.assignments.values_list("galaxy_id", "cluster"))
-        if all(int(g) in assigned for g in ids):
-            return np.array([assigned[int(g)] for g in ids], dtype=np.int64)
-    from mlcore.clusters.kmeans import kmeans, reduce_pca
-
-    reduced = reduce_pca(features, n_components=min(32, features.shape[1], len(ids)), seed=seed)[0]
-    return kmeans(reduced, max(2, min(50, len(ids) // 20)), seed=seed).labels
-
-
 def vote_questions_of(dataset: Dataset, ids: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
     """Per question with votes: (fractions (N, answers), volunteers who answered it (N,)), first questions of
     each tree first, as mlcore.active.query.vote_disagreement takes them."""
@@ -122,8 +108,11 @@ def queue_inputs(*, dataset: Dataset, schema: LabelSchema, needs: set[str], feat
         from mlcore.active.head import ProbabilityHead
 
         inputs.arrays["member_probs"] = ProbabilityHead.load(classifier.path).member_proba(features)
-    if "clusters" in needs and features is not None:
-        inputs.arrays["clusters"] = _clusters(feature_set, ids, features, seed)
+    if "clusters" in needs and features is not None and len(ids) >= 2:
+        from mlcore.active.batch import cluster_margin_clusters
+
+        # The rule the simulations measured (2 x classes), not an admin's browsing clustering of another k.
+        inputs.arrays["clusters"] = cluster_margin_clusters(features, schema.classes.count(), seed=seed)
     if "vote_questions" in needs:
         questions = vote_questions_of(dataset, ids)
         if questions:
