@@ -145,32 +145,35 @@ def _train_and_evaluate(version: ModelVersion, job: Job, reporter: JobReporter) 
     metrics.update(history=trained.history, seconds=round(trained.seconds, 1),
                    images_per_s=round(trained.images_per_s, 1), device=str(trained.device),
                    processes=trained.processes)
+    metrics["activation"] = _activation_decision(metrics)
     ModelVersion.objects.filter(pk=version.pk).update(
         status=ModelVersion.Status.READY, checkpoint=str(trained.checkpoint), checkpoint_sha256=file_sha256(
             Path(trained.checkpoint)), metrics=metrics, training=data.snapshot, training_labels=data.trained_as,
         error="")
     version.refresh_from_db()
-    activated = _activate_if_better(version, metrics, job)
+    activated = _activate_as_decided(version, job)
     return {"model_version": version.pk, "accuracy": metrics["held_out"]["accuracy"],
             "previous_accuracy": (metrics["baselines"].get("previous version") or {}).get("accuracy"),
             "activated": activated, "labels": data.snapshot["expert_labels"], "held_out": len(data.test_ids)}
 
 
-def _activate_if_better(version: ModelVersion, metrics: dict, job: Job) -> bool:
-    """Activation on the dataset trained on (and its chain of jobs) when the new version beats the previous one on
-    the same held-out galaxies by balanced accuracy (plain accuracy rewards the majority class); the previous one is
-    the starting version or the dataset's active one, else random features. The decision and its figures are kept
-    in the version's metrics ("activation"), which the Training page shows."""
-    from labeling.services.learning.activation import version_activate
-
+def _activation_decision(metrics: dict) -> dict:
+    """Whether the new version is activated on the dataset trained on (and its chain of jobs): when it beats the
+    previous one on the same held-out galaxies by balanced accuracy (plain accuracy rewards the majority class); the
+    previous one is the starting version or the dataset's active one, else random features. Kept in the version's
+    metrics ("activation"), which the Training page shows."""
     metric = "balanced_accuracy" if "balanced_accuracy" in metrics["held_out"] else "accuracy"
     value = metrics["held_out"][metric]
     previous = (metrics["baselines"].get("previous version") or {}).get(metric)
-    activated = previous is None or value > previous
-    decision = {"activated": activated, "metric": metric, "value": value, "previous": previous,
-                "previous_version": metrics.get("previous_version", "")}
-    ModelVersion.objects.filter(pk=version.pk).update(metrics={**metrics, "activation": decision})
-    version.refresh_from_db()
+    return {"activated": previous is None or value > previous, "metric": metric, "value": value,
+            "previous": previous, "previous_version": metrics.get("previous_version", "")}
+
+
+def _activate_as_decided(version: ModelVersion, job: Job) -> bool:
+    """Activate the version on the dataset it was trained on when its metrics' "activation" says so."""
+    from labeling.services.learning.activation import version_activate
+
+    activated = bool(version.metrics.get("activation", {}).get("activated"))
     if activated:
         version_activate(version=version, dataset=version.trained_on, user=job.created_by)
     return activated

@@ -375,15 +375,16 @@ def test_a_real_cycle_appears_on_its_learning_curve(client, dataset, expert):
 @pytest.mark.parametrize("balanced, previous, activated", [(0.80, 0.81, False), (0.82, 0.81, True)])
 def test_a_cycle_is_activated_only_when_its_balanced_accuracy_beats_its_parent_and_the_page_says_when_not(
         client, dataset, admin_user, balanced, previous, activated):
-    from labeling.services.learning.retrain import _activate_if_better
+    from labeling.services.learning.retrain import _activate_as_decided, _activation_decision
 
     # Plain accuracy is higher than the parent's in both cases: only balanced accuracy decides.
     figures = metrics(accuracy=0.95, balanced=balanced, previous=0.5)
     figures["baselines"]["previous version"]["balanced_accuracy"] = previous
+    figures["activation"] = _activation_decision(figures)
     cycle = version(dataset, "cycle 2", metrics=figures)
     job = Job.objects.create(kind=Job.Kind.RETRAIN, dataset=dataset, created_by=admin_user)
 
-    assert _activate_if_better(cycle, figures, job) is activated
+    assert _activate_as_decided(cycle, job) is activated
 
     cycle.refresh_from_db()
     assert cycle.metrics["activation"] == {"activated": activated, "metric": "balanced_accuracy", "value": balanced,
