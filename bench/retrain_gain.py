@@ -38,7 +38,7 @@ from feature_quality import load_tasks  # noqa: E402
 
 from mlcore.active.head import ProbabilityHead  # noqa: E402
 from mlcore.features.augment import decode_all  # noqa: E402
-from mlcore.features.backbone import input_crop, read_checkpoint, resolve_weights  # noqa: E402
+from mlcore.features.backbone import build_backbone, input_crop, read_checkpoint, resolve_weights  # noqa: E402
 from mlcore.training.evaluate import pixel_baseline  # noqa: E402
 from mlcore.training.finetune import TrainConfig, TrainData, predict, pseudo_labels, train  # noqa: E402
 
@@ -87,8 +87,6 @@ def main() -> None:
     images, failures = decode_all(paths, size, crop_fraction=crop)
     if failures:
         raise SystemExit(f"unreadable images: {failures[:3]}")
-    from mlcore.features.backbone import build_backbone
-
     with torch.inference_mode():
         backbone = build_backbone("resnet18", "galaxy").eval()
         features = torch.cat([backbone(images[i:i + 256]) for i in range(0, len(images), 256)]).numpy()
