@@ -21,6 +21,8 @@ class Job(models.Model):
         PRETRAIN = "pretrain", "self-supervised pretraining"
         IMPORT_GALAXIES = "import_galaxies", "import galaxies"
         IMPORT_VOTES = "import_votes", "import votes"
+        IMPORT_FEATURES = "import_features", "import features"
+        IMPORT_PREDICTIONS = "import_predictions", "import predictions"
 
     class Status(models.TextChoices):
         QUEUED = "queued", "queued"

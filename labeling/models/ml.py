@@ -30,6 +30,9 @@ class ModelVersion(models.Model):
         RANDOM = "random", "random initialisation"
         IMAGENET = "imagenet", "ImageNet (torchvision)"
         FILE = "file", "checkpoint file"
+        # An outside model whose vectors were imported (services/imports/features.py): it has no backbone here, so
+        # nothing is ever extracted or trained from it; its feature sets are used like extracted ones.
+        IMPORTED = "imported", "imported features (no backbone)"
 
     class Status(models.TextChoices):
         QUEUED = "queued", "queued"
@@ -68,6 +71,11 @@ class ModelVersion(models.Model):
         return self.name
 
     @property
+    def is_imported(self) -> bool:
+        """True for an outside model known only by the feature vectors imported under its name."""
+        return self.weights == self.Weights.IMPORTED
+
+    @property
     def feature_dim(self) -> int:
         return 2048 if self.backbone == self.Backbone.RESNET50 else 512
 
@@ -85,6 +93,8 @@ class FeatureSet(models.Model):
     rotation_invariant = models.BooleanField(
         default=False, help_text="Each vector is the mean over the eight flips and quarter turns of the image.")
     store_path = models.CharField(max_length=300, help_text="Folder of the vectors, under GALAXY_FEATURES_ROOT.")
+    source = models.CharField(max_length=300, blank=True,
+                              help_text="The file imported vectors came from; empty for extracted ones.")
     dims = models.PositiveIntegerField()
     dtype = models.CharField(max_length=10, default="float16")
     count = models.PositiveIntegerField(default=0, help_text="Galaxies with a vector.")
@@ -105,7 +115,8 @@ class FeatureSet(models.Model):
 
     def __str__(self):
         rotation = ", rotation-invariant" if self.rotation_invariant else ""
-        return f"{self.dataset.name} · {self.model_version.name}{rotation}"
+        imported = f" (imported from {self.source})" if self.source else ""
+        return f"{self.dataset.name} · {self.model_version.name}{rotation}{imported}"
 
     @property
     def store_dir(self) -> Path:

@@ -46,6 +46,10 @@ class QueuePolicy(models.Model):
     consensus_min_agreement = models.FloatField(
         default=0.8, help_text="Volunteer consensus labels at least this strong also train the probability model.")
     seed = models.IntegerField(default=0)
+    predictions = models.ForeignKey(
+        "Classifier", null=True, blank=True, on_delete=models.SET_NULL, related_name="+", limit_choices_to=~Q(name=""),
+        help_text="Imported predictions whose probabilities the uncertainty strategies read instead of the "
+                  "probability model's, for their schema; empty: the probability model's.")
     updated_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
                                    related_name="+")
     updated_at = models.DateTimeField(default=timezone.now)
@@ -62,11 +66,18 @@ class QueuePolicy(models.Model):
 
 
 class Classifier(models.Model):
-    """A probability model (mlcore.active.head.ProbabilityHead) fitted on one feature set for one schema."""
+    """A probability model (mlcore.active.head.ProbabilityHead) fitted on one feature set for one schema, or an
+    outside model's predictions imported under its ``name`` (services/imports/predictions.py): those have a dataset
+    and a source file but no feature set and no head file."""
 
-    feature_set = models.ForeignKey(FeatureSet, on_delete=models.CASCADE, related_name="classifiers")
+    feature_set = models.ForeignKey(FeatureSet, null=True, blank=True, on_delete=models.CASCADE,
+                                    related_name="classifiers")
     schema = models.ForeignKey(LabelSchema, on_delete=models.CASCADE, related_name="classifiers")
-    path = models.CharField(max_length=500, help_text="The fitted head, pickled.")
+    dataset = models.ForeignKey(Dataset, null=True, blank=True, on_delete=models.CASCADE, related_name="+",
+                                help_text="Imported predictions: the dataset they are of.")
+    name = models.CharField(max_length=200, blank=True, help_text="Imported predictions: the outside model's name.")
+    source = models.CharField(max_length=300, blank=True, help_text="Imported predictions: the file they came from.")
+    path = models.CharField(max_length=500, blank=True, help_text="The fitted head, pickled.")
     classes = models.JSONField(default=list)
     n_labels = models.PositiveIntegerField(default=0)
     n_expert = models.PositiveIntegerField(default=0)
@@ -78,9 +89,19 @@ class Classifier(models.Model):
     class Meta:
         ordering = ["-created_at", "-id"]
         get_latest_by = ["created_at", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["dataset", "schema", "name"], condition=~Q(name=""),
+                                    name="classifier_imported_unique"),
+        ]
 
     def __str__(self):
+        if self.is_imported:
+            return f"{self.name} (imported)"
         return f"head #{self.pk} · {self.n_labels} labels"
+
+    @property
+    def is_imported(self) -> bool:
+        return bool(self.name)
 
 
 class Prediction(models.Model):
