@@ -3,6 +3,7 @@ in the command's own process (the same task function a worker runs) with a progr
 
 import time
 from collections.abc import Callable
+from typing import TextIO
 
 from django.core.management.base import CommandError
 
@@ -29,18 +30,17 @@ def feature_set_of(dataset: Dataset, feature_set_id: int | None) -> FeatureSet:
     return feature_set
 
 
-def run_here(task: Callable[..., dict], job: Job, *, unit: str = "step") -> tuple[Job, float]:
-    """Run ``task(job.pk, echo=...)`` now, in this process; returns the finished job and the seconds it took.
+def run_here(task: Callable[..., dict], job: Job, *, unit: str = "step", stream: TextIO | None = None
+             ) -> tuple[Job, float]:
+    """Run ``task(job.pk, echo=...)`` now, in this process, its progress shown on ``stream`` (a command's
+    ``self.stderr``; sys.stderr by default); returns the finished job and the seconds it took.
 
     Raises:
         CommandError: when the job failed or was cancelled, with its error.
     """
-    bars = PhaseBars(unit=unit)
     started = time.monotonic()
-    try:
+    with PhaseBars(unit=unit, stream=stream) as bars:
         task(job.pk, echo=bars)
-    finally:
-        bars.close()
     job.refresh_from_db()
     if job.status != Job.Status.SUCCEEDED:
         reason = job.error.split("\n\n")[0] if job.error else job.message

@@ -24,7 +24,7 @@ class Command(BaseCommand):
             job = index_start(feature_set=feature_set, kind=options["kind"], enqueue=False)
         except ValueError as exc:
             raise CommandError(str(exc)) from None
-        job, seconds = run_here(tasks.build_index, job)
+        job, seconds = run_here(tasks.build_index, job, stream=self.stderr)
         feature_set.refresh_from_db()
         self.stdout.write(self.style.SUCCESS(
             f"feature set #{feature_set.pk} ({feature_set}): {feature_set.index_kind} index of "

@@ -27,7 +27,7 @@ class Command(BaseCommand):
                                    pca_components=options["pca"], seed=options["seed"], enqueue=False)
         except ValueError as exc:
             raise CommandError(str(exc)) from None
-        job, seconds = run_here(tasks.cluster, job)
+        job, seconds = run_here(tasks.cluster, job, stream=self.stderr)
         clustering = Clustering.objects.get(pk=job.result["clustering"])
         agreement = "; ".join(f"{m['name']} ARI {m['ari']:.3f}, NMI {m['nmi']:.3f}, purity {m['purity']:.3f}"
                               for m in clustering.metrics.values()) or "no labels to compare with"

@@ -1,8 +1,8 @@
 """Load the demo data and users: `python manage.py demo`. Safe to run again."""
 
 from django.core.management.base import BaseCommand
-from tqdm import tqdm
 
+from labeling.management.progress import PhaseBars
 from labeling.services.demo.load import demo_load
 
 
@@ -16,19 +16,10 @@ class Command(BaseCommand):
         parser.add_argument("--url", default="http://127.0.0.1:8000/", help="The address printed for the demo.")
 
     def handle(self, *args, **options):
-        bars: dict[str, tqdm] = {}
-
-        def progress(done: int, total: int, message: str = "") -> None:
-            bar = bars.get(message)
-            if bar is None:
-                bar = bars[message] = tqdm(total=total, desc=message or "importing", leave=False, unit="row")
-            bar.n = done
-            bar.refresh()
-
-        report = demo_load(progress=progress, include_stripe82=not options["no_stripe82"],
-                           analyse=not options["no_analysis"])
-        for bar in bars.values():
-            bar.close()
+        # One bar (or, in a log, plain lines) per import phase; each dataset's "checking images" starts a new one.
+        with PhaseBars(unit="row", stream=self.stderr) as progress:
+            report = demo_load(progress=progress, include_stripe82=not options["no_stripe82"],
+                               analyse=not options["no_analysis"])
         for line in report.lines:
             self.stdout.write(line)
         self.stdout.write(self.style.SUCCESS(f"\nDemo ready at {options['url']}"))

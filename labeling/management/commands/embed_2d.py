@@ -31,7 +31,7 @@ class Command(BaseCommand):
                                   seed=options["seed"], enqueue=False)
         except ValueError as exc:
             raise CommandError(str(exc)) from None
-        job, seconds = run_here(tasks.embed_2d, job)
+        job, seconds = run_here(tasks.embed_2d, job, stream=self.stderr)
         self.stdout.write(self.style.SUCCESS(
             f"map #{job.result['embedding']}: {options['method']} of {job.result['points']:,} galaxies of "
             f"{feature_set} in {seconds:.1f} s"))

@@ -45,7 +45,7 @@ class Command(BaseCommand):
         except (ModelVersionError, ValueError) as exc:
             raise CommandError(str(exc)) from None
         # All of it here, in this process, with a progress bar: no chunks for the workers.
-        job, seconds = run_here(partial(tasks.extract_features, split=False), job, unit="img")
+        job, seconds = run_here(partial(tasks.extract_features, split=False), job, unit="img", stream=self.stderr)
         result = job.result
         feature_set = FeatureSet.objects.get(pk=result["feature_set"])
         rate = f", {result['added'] / seconds:.1f} images/s" if result["added"] else ""

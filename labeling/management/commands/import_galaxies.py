@@ -24,15 +24,13 @@ class Command(BaseCommand):
         parser.add_argument("--skip-bad", action="store_true", help="import the good rows, list the bad ones")
 
     def handle(self, *args, path, dataset, fmt, labels, schema, skip_bad, **options):
-        bars = PhaseBars(unit="img")
         try:
-            report = galaxies_import(dataset_name=dataset, fmt=fmt, path=path, labels_csv=labels,
-                                     schema_name=schema, skip_bad=skip_bad, progress=bars)
+            with PhaseBars(unit="img", stream=self.stderr) as bars:
+                report = galaxies_import(dataset_name=dataset, fmt=fmt, path=path, labels_csv=labels,
+                                         schema_name=schema, skip_bad=skip_bad, progress=bars)
         except ImportFailed as exc:
-            bars.close()
             lines = [*exc.problems, f"{len(exc.problems)} problem(s), nothing was imported"]
             raise CommandError("\n".join(lines)) from None
-        bars.close()
         for line in report.skipped:
             self.stdout.write(f"skipped: {line}")
         self.stdout.write(self.style.SUCCESS(report.summary()))

@@ -22,14 +22,12 @@ class Command(BaseCommand):
         parser.add_argument("--skip-bad", action="store_true", help="import the good rows, list the bad ones")
 
     def handle(self, *args, path, dataset, fmt, skip_bad, **options):
-        bars = PhaseBars(unit="row")
         try:
-            report = votes_import(dataset_name=dataset, fmt=fmt, path=path, skip_bad=skip_bad, progress=bars)
+            with PhaseBars(unit="row", stream=self.stderr) as bars:
+                report = votes_import(dataset_name=dataset, fmt=fmt, path=path, skip_bad=skip_bad, progress=bars)
         except ImportFailed as exc:
-            bars.close()
             lines = [*exc.problems, f"{len(exc.problems)} problem(s), nothing was imported"]
             raise CommandError("\n".join(lines)) from None
-        bars.close()
         for line in report.skipped:
             self.stdout.write(f"skipped: {line}")
         self.stdout.write(self.style.SUCCESS(report.summary()))

@@ -7,12 +7,11 @@ folders and writes an fp16 checkpoint file with a manifest of the images beside 
 ``--weights galaxy`` file was made (see its model card).
 """
 
-import time
-
 from django.core.management.base import BaseCommand, CommandError
 
 from labeling import tasks
 from labeling.management.jobs import dataset_named, run_here
+from labeling.management.progress import PhaseBars
 from labeling.models import ModelVersion
 from labeling.services.jobs.lifecycle import JobConflict
 from labeling.services.learning.pretrain import pretrain_start
@@ -51,7 +50,7 @@ class Command(BaseCommand):
                                  epochs=options["epochs"] or 10, seed=options["seed"], enqueue=False)
         except (JobConflict, ValueError) as exc:
             raise CommandError(str(exc)) from None
-        job, seconds = run_here(tasks.pretrain, job, unit="%")
+        job, seconds = run_here(tasks.pretrain, job, unit="%", stream=self.stderr)
         version = ModelVersion.objects.get(pk=job.result["model_version"])
         history = version.metrics["history"]
         self.stdout.write(self.style.SUCCESS(
@@ -67,19 +66,18 @@ class Command(BaseCommand):
         recipe = BackboneRecipe(epochs=options["epochs"] or BackboneRecipe.epochs, image_size=options["image_size"],
                                 seed=options["seed"], targets=not options["no_morphology_targets"],
                                 method=options["method"], device=options["device"])
-        last = [0.0]
+        # One bar over the whole run (in a log: a line per tenth and at least one a minute), the epoch in its detail.
+        bars = PhaseBars(unit="step", stream=self.stderr, every=60.0)
 
         def progress(step: dict) -> None:
-            if step["batch"] == step["batches"] or time.monotonic() - last[0] > 60:
-                last[0] = time.monotonic()
-                self.stdout.write(f"epoch {step['epoch']}/{step['epochs']} step {step['batch']}/{step['batches']}: "
-                                  f"loss {step['loss']:.3f}, {step['images_per_s']:.0f} images/s, "
-                                  f"{step['eta_s']:.0f} s left")
-                self.stdout.flush()
+            bars((step["epoch"] - 1) * step["batches"] + step["batch"], step["epochs"] * step["batches"],
+                 f"training: epoch {step['epoch']}/{step['epochs']}, loss {step['loss']:.3f}, "
+                 f"{step['images_per_s']:.0f} images/s, {step['eta_s']:.0f} s left")
 
         try:
-            result = make_galaxy_backbone(options["folder"], options["output"], recipe=recipe, progress=progress,
-                                          log=self.stdout.write)
+            with bars:
+                result = make_galaxy_backbone(options["folder"], options["output"], recipe=recipe,
+                                              progress=progress, log=self.stdout.write)
         except ValueError as exc:
             raise CommandError(str(exc)) from None
         self.stdout.write(self.style.SUCCESS(

@@ -69,7 +69,7 @@ class Command(BaseCommand):
                                 soft_vote_weight=options["soft_vote_weight"], seed=options["seed"], enqueue=False)
         except (JobConflict, TrainingDataError, ValueError) as exc:
             raise CommandError(str(exc)) from None
-        job, seconds = run_here(tasks.retrain, job, unit="%")
+        job, seconds = run_here(tasks.retrain, job, unit="%", stream=self.stderr)
         version = ModelVersion.objects.get(pk=job.result["model_version"])
         metrics = version.metrics
         baselines = metrics["baselines"]

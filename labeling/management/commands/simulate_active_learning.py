@@ -7,6 +7,7 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 
 from labeling.management.jobs import dataset_named, feature_set_of
+from labeling.management.progress import PhaseBars
 from labeling.services.learning.simulation import OracleError, simulation_run
 
 
@@ -44,15 +45,20 @@ class Command(BaseCommand):
         dataset = dataset_named(options["dataset"])
         feature_set = feature_set_of(dataset, options["feature_set"])
 
+        bars = PhaseBars(unit="round", stream=self.stderr)
+
         def progress(strategy: str, done: int, total: int) -> None:
-            self.stderr.write(f"\r{strategy}: round {done}/{total}", ending="\n" if done == total else "")
+            # "seed 0: margin" is one phase, not the phase "seed 0" with a detail.
+            bars(done, total, strategy.replace(": ", " "))
 
         try:
-            simulation = simulation_run(
-                dataset=dataset, feature_set=feature_set, oracle=options["oracle"], strategies=options["strategy"],
-                initial=options["initial"], step=options["step"], rounds=options["rounds"],
-                seeds=list(range(options["seed"], options["seed"] + options["seeds"])), start=options["start"],
-                test_fraction=options["test_fraction"], out_dir=options["out"], progress=progress)
+            with bars:
+                simulation = simulation_run(
+                    dataset=dataset, feature_set=feature_set, oracle=options["oracle"],
+                    strategies=options["strategy"], initial=options["initial"], step=options["step"],
+                    rounds=options["rounds"], seeds=list(range(options["seed"], options["seed"] + options["seeds"])),
+                    start=options["start"], test_fraction=options["test_fraction"], out_dir=options["out"],
+                    progress=progress)
         except (OracleError, ValueError) as exc:
             raise CommandError(str(exc)) from None
         self._report(simulation)
