@@ -44,7 +44,8 @@
         data: points.map(function (p) { return [p.labels, p[field]]; }),
         markLine: isRandom && field === "balanced_accuracy" && data.target != null ? {
           silent: true, symbol: "none", lineStyle: { type: "dotted", color: "#868e96" },
-          label: { formatter: "random's final" }, data: [{ yAxis: data.target }]
+          // Inside the plot, above the line: at the end of it the label ran past the chart's right edge.
+          label: { formatter: "random's final", position: "insideEndTop" }, data: [{ yAxis: data.target }]
         } : undefined
       });
       series = series.concat(band(name, points, field, color));
@@ -56,8 +57,8 @@
       legend: { bottom: 0 },
       grid: { left: 50, right: 20, top: 40, bottom: 60 },
       xAxis: { type: "value", name: "labels", nameLocation: "middle", nameGap: 28, min: "dataMin" },
-      yAxis: { type: "value", name: title, min: function (v) { return Math.max(0, Math.floor(v.min * 10) / 10); },
-               max: 1 },
+      // No axis name: the chart's title says what the axis is, and a name at the top overlapped it.
+      yAxis: { type: "value", min: function (v) { return Math.max(0, Math.floor(v.min * 10) / 10); }, max: 1 },
       series: series
     });
     window.addEventListener("resize", function () { chart.resize(); });
