@@ -75,7 +75,14 @@ class ExportQuery(serializers.Serializer):
     what = serializers.ChoiceField(choices=WHAT)
     format = serializers.ChoiceField(choices=FORMATS, default="csv", required=False)
     layout = serializers.ChoiceField(choices=VOTE_LAYOUTS, required=False,
-                                     help_text="votes only: the Galaxy Zoo layout, when the dataset has several.")
+                                     help_text="votes only: the Galaxy Zoo layout, when the dataset has several; "
+                                               "zoobot: Zoobot's fine-tuning catalogue (id_str, file_loc, counts).")
+    schema = serializers.CharField(required=False, help_text="zoobot layout: a label schema's expert labels as "
+                                                             "one-hot counts instead of the volunteers' votes.")
+    tree = serializers.CharField(required=False, help_text="zoobot layout: gz_decals or gz2, when the dataset has "
+                                                           "vote counts of both.")
+    zoobot_suffix = serializers.CharField(required=False, help_text="zoobot layout: appended to each question, "
+                                                                    "e.g. -dr5 or -gz2 (Zoobot's schemas).")
 
 
 class DatasetViewSet(viewsets.ReadOnlyModelViewSet):
@@ -89,16 +96,20 @@ class DatasetViewSet(viewsets.ReadOnlyModelViewSet):
     @action(detail=True, methods=["get"])
     def export(self, request, pk=None):
         """The dataset's labels (expert, consensus, resolutions and the final label, with provenance), votes (in
-        the Galaxy Zoo layout they came in), cluster assignments or predictions, streamed."""
+        the Galaxy Zoo layout they came in, or Zoobot's fine-tuning catalogue), cluster assignments or predictions,
+        streamed."""
         dataset = self.get_object()
         query = ExportQuery(data=request.query_params)
         query.is_valid(raise_exception=True)
-        what, fmt = query.validated_data["what"], query.validated_data["format"]
+        given = query.validated_data
+        what, fmt = given["what"], given["format"]
         try:
-            rows, columns = export_rows(dataset=dataset, what=what, layout=query.validated_data.get("layout"))
+            rows, columns = export_rows(dataset=dataset, what=what, layout=given.get("layout"),
+                                        schema=given.get("schema"), tree=given.get("tree"),
+                                        suffix=given.get("zoobot_suffix", ""))
         except ValueError as error:  # raised before the stream starts: no votes, or several layouts and none chosen
             # The message names the layouts to choose from when that is what is missing.
-            field = "layout" if "layout" in query.validated_data else "what"
+            field = getattr(error, "option", None) or ("layout" if "layout" in given else "what")
             raise serializers.ValidationError({field: [str(error)]}) from error
         content_type = "text/csv; charset=utf-8" if fmt == "csv" else "application/jsonl; charset=utf-8"
         response = StreamingHttpResponse(export_lines(rows=rows, columns=columns, fmt=fmt), content_type=content_type)

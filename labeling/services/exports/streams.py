@@ -5,7 +5,8 @@ dataset. export_rows and export_lines are what the export command and the REST A
 Every row names its provenance: who gave an expert label and when (or which file it was imported from), which rule
 a consensus label came from, which admin resolved a disagreement, and which of them made a galaxy's final label
 (labeling/services/exports/labels.py); which model version and probability model made a prediction. Votes come in
-the Galaxy Zoo layout they were imported in, ready for import_votes (labeling/services/exports/votes.py).
+the Galaxy Zoo layout they were imported in, ready for import_votes (labeling/services/exports/votes.py), or as the
+catalogue Zoobot fine-tunes on (layout "zoobot", labeling/services/exports/zoobot.py).
 """
 
 import csv
@@ -16,10 +17,12 @@ from operator import itemgetter
 from labeling.models import ClusterAssignment, Clustering, Dataset, Prediction
 from labeling.services.exports.labels import LABEL_COLUMNS, label_rows
 from labeling.services.exports.votes import LAYOUTS, vote_rows
+from labeling.services.exports.zoobot import LAYOUT as ZOOBOT
+from labeling.services.exports.zoobot import ZoobotOptionError, zoobot_rows
 
 WHAT = ("labels", "votes", "clusters", "predictions")
 FORMATS = ("csv", "jsonl")
-VOTE_LAYOUTS = LAYOUTS
+VOTE_LAYOUTS = (*LAYOUTS, ZOOBOT)
 CHUNK = 2000
 
 CLUSTER_COLUMNS = ["galaxy_id", "external_id", "clustering", "method", "k", "model_version", "cluster", "distance"]
@@ -55,26 +58,38 @@ FIXED = {"labels": (label_rows, LABEL_COLUMNS), "clusters": (_cluster_rows, CLUS
          "predictions": (_prediction_rows, PREDICTION_COLUMNS)}
 
 
-def export_rows(*, dataset: Dataset, what: str, layout: str | None = None) -> tuple[Iterator[dict], list[str]]:
+def export_rows(*, dataset: Dataset, what: str, layout: str | None = None, schema: str | None = None,
+                tree: str | None = None, suffix: str = "", copy_images=None) -> tuple[Iterable[dict], list[str]]:
     """(rows, columns) of one export; rows is a generator that reads the database as it is consumed.
 
     Args:
         dataset: the dataset to export.
         what: one of WHAT.
         layout: for "votes" only: the Galaxy Zoo layout (one of VOTE_LAYOUTS), needed when the dataset holds votes
-            in more than one.
+            in more than one; "zoobot" for Zoobot's fine-tuning catalogue.
+        schema, tree, suffix, copy_images: for the zoobot layout only (labeling.services.exports.zoobot.zoobot_rows).
 
     Raises:
-        ValueError: for an unknown ``what`` or layout, a layout given for another export, or votes that cannot be
-            exported as asked (none, or several layouts and none chosen); raised here, before any row is read, so a
-            caller can still answer with an error instead of a broken stream.
+        ValueError: for an unknown ``what`` or layout, a layout given for another export, zoobot options without
+            the zoobot layout, or votes that cannot be exported as asked (none, or several layouts and none chosen);
+            raised here, before any row is read, so a caller can still answer with an error instead of a broken
+            stream.
     """
     if what not in WHAT:
         raise ValueError(f"unknown export {what!r}; one of {', '.join(WHAT)}")
+    if layout is not None and layout not in VOTE_LAYOUTS:
+        raise ValueError(f"unknown vote layout {layout!r}; one of {', '.join(VOTE_LAYOUTS)}")
+    if layout is not None and what != "votes":
+        raise ValueError(f"a layout applies to the votes export only, not to {what!r}")
+    zoobot_options = {"schema": schema, "tree": tree, "suffix": suffix or "", "copy_images": copy_images}
+    if layout == ZOOBOT:
+        return zoobot_rows(dataset=dataset, **zoobot_options)
+    given = [{"suffix": "zoobot_suffix"}.get(name, name) for name, value in zoobot_options.items() if value]
+    if given:
+        shown = ", ".join(f"{name} (--{name.replace('_', '-')})" for name in given)
+        raise ZoobotOptionError(given[0], f"{shown}: for the votes export's zoobot layout only")
     if what == "votes":
         return vote_rows(dataset=dataset, layout=layout)
-    if layout is not None:
-        raise ValueError(f"a layout applies to the votes export only, not to {what!r}")
     rows, columns = FIXED[what]
     return rows(dataset), columns
 

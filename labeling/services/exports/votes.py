@@ -87,12 +87,13 @@ def vote_rows(*, dataset: Dataset, layout: str | None = None) -> tuple[Iterator[
                                            counts__isnull=layout == "gz2-kaggle").order_by()
     galaxies = Galaxy.objects.filter(dataset=dataset).filter(Exists(summaries.filter(galaxy=OuterRef("pk"))))
     coordinates = galaxies.filter(Q(ra__isnull=False) | Q(dec__isnull=False)).exists()
-    columns = VoteColumns(layout=layout, tree=_definition(tree_name), coordinates=coordinates,
+    columns = VoteColumns(layout=layout, tree=tree_definition(tree_name), coordinates=coordinates,
                           extras=_published_columns(summaries.filter(galaxy__dataset=dataset)))
     return _rows(galaxies, summaries, columns), list(columns.columns)
 
 
-def _definition(tree_name: str) -> dict:
+def tree_definition(tree_name: str) -> dict:
+    """The tree's definition as stored, else as shipped."""
     tree = DecisionTree.objects.filter(name=tree_name).first()
     # No votes of the tree were ever stored (a layout asked for by name): the shipped tree names the columns.
     return tree.as_definition() if tree is not None else read_tree_file(shipped_tree_path(tree_name))
@@ -115,27 +116,38 @@ def _published_columns(summaries) -> dict[str, dict[str, set[str]]]:
     return published
 
 
-def _chunks(iterator: Iterator, size: int) -> Iterator[list]:
+def in_chunks(iterator: Iterator, size: int) -> Iterator[list]:
+    """Lists of ``size`` items from ``iterator`` (the last one shorter)."""
     while chunk := list(islice(iterator, size)):
         yield chunk
 
 
 def _rows(galaxies, summaries, columns: VoteColumns) -> Iterator[dict]:
-    fields = ("galaxy_id", "source", "question__key", "counts", "total", "fractions", "reach", "extra")
-    for chunk in _chunks(galaxies.order_by("pk").values_list("pk", "external_id", "ra", "dec").iterator(CHUNK),
-                         CHUNK):
+    for (_, external_id, ra, dec), chosen in galaxy_summaries(galaxies, summaries, root=columns.root,
+                                                              fields=("pk", "external_id", "ra", "dec")):
+        yield columns.row(external_id, ra, dec, chosen)
+
+
+def galaxy_summaries(galaxies, summaries, *, root: str, fields: tuple[str, ...]
+                     ) -> Iterator[tuple[tuple, dict[str, Stored]]]:
+    """Each galaxy's values (``fields`` of ``galaxies``, the first one "pk") with its summaries of one source,
+    question key -> Stored, in galaxy id order: where a galaxy has both imported and aggregated summaries, the source
+    with more volunteers on the ``root`` question (the catalogue's when equal). Read in chunks of CHUNK galaxies,
+    each chunk's summaries with one query; galaxies whose summaries are gone since are skipped."""
+    values = ("galaxy_id", "source", "question__key", "counts", "total", "fractions", "reach", "extra")
+    for chunk in in_chunks(galaxies.order_by("pk").values_list(*fields).iterator(CHUNK), CHUNK):
         stored: dict[int, dict[str, dict[str, Stored]]] = {}  # galaxy id -> source -> question key -> values
-        for galaxy_id, source, key, *values in summaries.filter(
-                galaxy_id__in=[galaxy[0] for galaxy in chunk]).values_list(*fields):
-            stored.setdefault(galaxy_id, {}).setdefault(source, {})[key] = Stored(*values)
-        for galaxy_id, external_id, ra, dec in chunk:
-            by_source = stored.get(galaxy_id)
+        for galaxy_id, source, key, *rest in summaries.filter(
+                galaxy_id__in=[galaxy[0] for galaxy in chunk]).values_list(*values):
+            stored.setdefault(galaxy_id, {}).setdefault(source, {})[key] = Stored(*rest)
+        for galaxy in chunk:
+            by_source = stored.get(galaxy[0])
             if not by_source:
                 continue  # its votes were deleted since the galaxies were read
             # max() keeps the first of equals: the catalogue's when both have as many volunteers.
             source = max((s for s in SOURCE_PREFERENCE if s in by_source),
-                         key=lambda s: _volunteers(by_source[s], columns.root))
-            yield columns.row(external_id, ra, dec, by_source[source])
+                         key=lambda s: _volunteers(by_source[s], root))
+            yield galaxy, by_source[source]
 
 
 def _volunteers(summaries: dict[str, Stored], root: str) -> int:
