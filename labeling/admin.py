@@ -93,6 +93,38 @@ class VoteSummaryAdmin(admin.ModelAdmin):
     list_select_related = ["galaxy__dataset", "question__tree"]
 
 
+@admin.register(models.VolunteerExclusion)
+class VolunteerExclusionAdmin(admin.ModelAdmin):
+    list_display = ["volunteer", "reason", "excluded_by", "excluded_at", "included_by", "included_at"]
+    search_fields = ["volunteer", "reason"]
+    list_select_related = ["excluded_by", "included_by"]
+
+    # Read-only here: an exclusion written or undone in the admin would skip the recount of the galaxies the
+    # volunteer classified. The page of volunteers (/volunteers/) excludes and includes.
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(models.VolunteerWeight)
+class VolunteerWeightAdmin(admin.ModelAdmin):
+    list_display = ["volunteer", "dataset", "tree", "weight", "kappa", "computed_at"]
+    list_filter = ["dataset", "tree"]
+    search_fields = ["volunteer"]
+    list_select_related = ["dataset", "tree"]
+
+    def has_add_permission(self, request):  # written by weight_volunteers only
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
 class LabelClassInline(admin.TabularInline):
     model = models.LabelClass
     extra = 0

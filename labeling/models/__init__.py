@@ -25,6 +25,7 @@ from labeling.models.queue import (
     QueuePolicy,
     Simulation,
 )
+from labeling.models.screening import VolunteerExclusion, VolunteerWeight
 from labeling.models.trees import Answer, DecisionTree, Question, VolunteerClassification, VoteSummary
 from labeling.models.volunteers import ClassifyPolicy, Subject
 
@@ -34,4 +35,5 @@ __all__ = [
     "FeatureSet", "Galaxy", "Job", "JobChunk", "LabelClass", "LabelResolution", "LabelSchema", "ModelVersion",
     "Prediction", "Question", "QueueEntry", "QueuePolicy", "Simulation", "Subject", "VolunteerClassification",
     "VoteSummary", "galaxy_image_path", "galaxy_thumbnail_path",
+    "VolunteerExclusion", "VolunteerWeight",
 ]
