@@ -5,8 +5,10 @@ from collections.abc import Iterable
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models import Exists, OuterRef
 
 from labeling.models import DecisionTree, Galaxy, VolunteerClassification, VoteSummary
+from labeling.models.screening import counted
 from labeling.services.labelling.labels import galaxy_lock
 from mlcore.votes.tree import count_votes, parse_tree, reach, validate_walk
 
@@ -57,6 +59,9 @@ def classification_create(
 def votes_aggregate(*, tree: DecisionTree, galaxy_ids: Iterable[int] | None = None) -> int:
     """Recount the classifications of ``tree`` into VoteSummary rows (source 'aggregated').
 
+    Classifications of excluded volunteers do not count (labeling.models.screening.counted); a galaxy whose
+    classifications are all excluded loses its aggregated summaries, as if it had none.
+
     Args:
         tree: the decision tree whose classifications are counted.
         galaxy_ids: limit to these galaxies; all galaxies with classifications of the tree when None.
@@ -66,9 +71,15 @@ def votes_aggregate(*, tree: DecisionTree, galaxy_ids: Iterable[int] | None = No
     """
     spec = parse_tree(tree.as_definition())
     questions = {q.key: q for q in tree.questions.all()}
-    rows = VolunteerClassification.objects.filter(tree=tree)
+    rows = counted(VolunteerClassification.objects.filter(tree=tree))
+    stale = VoteSummary.objects.filter(question__tree=tree, source=VoteSummary.Source.AGGREGATED).filter(
+        Exists(VolunteerClassification.objects.filter(tree=tree, galaxy=OuterRef("galaxy_id")))).exclude(
+        Exists(rows.filter(galaxy=OuterRef("galaxy_id"))))
     if galaxy_ids is not None:
-        rows = rows.filter(galaxy_id__in=list(galaxy_ids))
+        galaxy_ids = list(galaxy_ids)
+        rows = rows.filter(galaxy_id__in=galaxy_ids)
+        stale = stale.filter(galaxy_id__in=galaxy_ids)
+    stale.delete()
     walks_by_galaxy = defaultdict(list)
     for galaxy_id, answers in rows.values_list("galaxy_id", "answers").iterator(chunk_size=2000):
         walks_by_galaxy[galaxy_id].append(answers)

@@ -24,6 +24,7 @@ from labeling.models import (
     VolunteerClassification,
     VoteSummary,
 )
+from labeling.models.screening import counted, is_excluded
 from labeling.services.learning.classifier import current_feature_set, latest_classifier
 from labeling.services.votes.aggregation import classification_create
 from mlcore.votes.tree import consensus
@@ -60,13 +61,19 @@ def subjects_ensure(*, policy: ClassifyPolicy) -> int:
 
 
 def _create_subjects(policy: ClassifyPolicy, galaxy_ids: list[int], rng: random.Random) -> int:
-    counts = dict(VolunteerClassification.objects.filter(galaxy_id__in=galaxy_ids, tree=policy.tree,
-                                                         source=VolunteerClassification.Source.WEB)
-                  .values("galaxy_id").annotate(n=Count("pk")).values_list("galaxy_id", "n"))
+    counts = subject_counts(policy=policy, galaxy_ids=galaxy_ids)
     rows = [Subject(galaxy_id=galaxy_id, dataset=policy.dataset, tree=policy.tree,
                     n_classifications=counts.get(galaxy_id, 0), shuffle=rng.random()) for galaxy_id in galaxy_ids]
     # Two page loads may ensure at once; the unique constraint keeps one row per galaxy and tree.
     return len(Subject.objects.bulk_create(rows, ignore_conflicts=True))
+
+
+def subject_counts(*, policy: ClassifyPolicy, galaxy_ids: list[int]) -> dict[int, int]:
+    """galaxy id -> the classifications that count towards its retirement: made here, under the policy's tree, by
+    volunteers not excluded. Galaxies without one are left out."""
+    rows = counted(VolunteerClassification.objects.filter(galaxy_id__in=galaxy_ids, tree=policy.tree,
+                                                          source=VolunteerClassification.Source.WEB))
+    return dict(rows.values("galaxy_id").annotate(n=Count("pk")).values_list("galaxy_id", "n"))
 
 
 def classify_next(*, policy: ClassifyPolicy, volunteer_id: str, exclude: list[int] = (),
@@ -122,7 +129,8 @@ def classify_submit(*, policy: ClassifyPolicy, galaxy: Galaxy, answers: dict, vo
     with transaction.atomic():
         classification = classification_create(galaxy=galaxy, tree=policy.tree, answers=answers, user=user,
                                                volunteer_id=volunteer_id)
-        if classification.created:
+        # An excluded volunteer's classification is stored (they are not told) but counts towards nothing.
+        if classification.created and not is_excluded(volunteer_id=volunteer_id, user_id=getattr(user, "pk", None)):
             subject, _ = Subject.objects.get_or_create(galaxy=galaxy, tree=policy.tree,
                                                        defaults={"dataset": policy.dataset,
                                                                  "shuffle": random.random()})
@@ -133,13 +141,18 @@ def classify_submit(*, policy: ClassifyPolicy, galaxy: Galaxy, answers: dict, vo
     return classification
 
 
-def _retire_if_done(policy: ClassifyPolicy, subject: Subject) -> None:
-    reason = None
+def retirement_reason(*, policy: ClassifyPolicy, subject: Subject) -> str | None:
+    """Why the subject should be retired now (a Subject.Retired value), or None while it should stay open."""
     if subject.n_classifications >= policy.retire_after:
-        reason = Subject.Retired.COUNT
-    elif policy.early_rule is not None and subject.n_classifications >= policy.early_min_classifications \
+        return Subject.Retired.COUNT
+    if policy.early_rule is not None and subject.n_classifications >= policy.early_min_classifications \
             and volunteers_and_model_agree(policy=policy, galaxy_id=subject.galaxy_id):
-        reason = Subject.Retired.AGREEMENT
+        return Subject.Retired.AGREEMENT
+    return None
+
+
+def _retire_if_done(policy: ClassifyPolicy, subject: Subject) -> None:
+    reason = retirement_reason(policy=policy, subject=subject)
     if reason is not None:
         Subject.objects.filter(pk=subject.pk, retired_at__isnull=True).update(retired_at=timezone.now(),
                                                                               retired_reason=reason)

@@ -1,22 +1,27 @@
 """Galaxy Zoo 2's volunteer weighting for the votes collected here: each volunteer's consistency with the others
 (mlcore.votes.weighting) becomes a weight, and every aggregated vote summary of the tree gains the weighted
 fractions as extra["weighted_fraction"] (the column name of the GZ2 tables, so the votes export writes them as
-``..._weighted_fraction`` columns). The plain counts and fractions are left as they are."""
+``..._weighted_fraction`` columns). The plain counts and fractions are left as they are. Each volunteer's kappa and
+weight are kept (VolunteerWeight) for the admin's page of volunteers; excluded volunteers are left out."""
 
+import math
 from collections import defaultdict
 
 from django.db import transaction
+from django.utils import timezone
 
-from labeling.models import Dataset, DecisionTree, VolunteerClassification, VoteSummary
+from labeling.models import Dataset, DecisionTree, VolunteerClassification, VolunteerWeight, VoteSummary
+from labeling.models.screening import counted, volunteer_key
 from mlcore.votes.tree import parse_tree
 from mlcore.votes.weighting import volunteer_weights, weighted_galaxy_votes
 
 WRITE_BATCH = 2000
+ANONYMOUS = "classification:"
 
 
 def _who(volunteer_id: str, user_id: int | None, pk: int) -> str:
     # Imported or simulated rows name their volunteer; a web row without one stands alone (counted as its own).
-    return volunteer_id or (f"user:{user_id}" if user_id else f"classification:{pk}")
+    return volunteer_key(volunteer_id, user_id) or f"{ANONYMOUS}{pk}"
 
 
 @transaction.atomic
@@ -31,7 +36,8 @@ def volunteers_weight(*, dataset: Dataset, tree: DecisionTree) -> dict:
         ValueError: when the dataset has no classification of the tree.
     """
     spec = parse_tree(tree.as_definition())
-    rows = VolunteerClassification.objects.filter(galaxy__dataset=dataset, tree=tree).order_by("created_at", "pk")
+    rows = counted(VolunteerClassification.objects.filter(galaxy__dataset=dataset, tree=tree)).order_by(
+        "created_at", "pk")
     walks: dict[int, list[tuple[str, dict]]] = defaultdict(list)
     for pk, galaxy_id, volunteer_id, user_id, answers in rows.values_list(
             "pk", "galaxy_id", "volunteer_id", "user_id", "answers").iterator(chunk_size=WRITE_BATCH):
@@ -54,5 +60,12 @@ def volunteers_weight(*, dataset: Dataset, tree: DecisionTree) -> dict:
                 summary.extra = {**summary.extra, "weighted_fraction": weighted}
                 changed.append(summary)
     VoteSummary.objects.bulk_update(changed, ["extra"], batch_size=WRITE_BATCH)
+    now = timezone.now()
+    VolunteerWeight.objects.filter(dataset=dataset, tree=tree).delete()
+    VolunteerWeight.objects.bulk_create(
+        [VolunteerWeight(dataset=dataset, tree=tree, volunteer=who, weight=weight, computed_at=now,
+                         kappa=None if math.isnan(result.kappa[who]) else result.kappa[who])
+         for who, weight in result.weights.items() if not who.startswith(ANONYMOUS)],
+        batch_size=WRITE_BATCH)
     return {"volunteers": len(result.weights), "iterations": result.iterations,
             "down_weighted": sum(weight < 1 for weight in result.weights.values()), "summaries": len(changed)}
