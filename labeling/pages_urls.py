@@ -42,6 +42,9 @@ urlpatterns = [
     path("classify/<slug:dataset>/next/", views.classify_next_view, name="classify-next"),
     path("classify/<slug:dataset>/image/<int:galaxy_id>/", views.classify_image_view, name="classify-image"),
     path("classify/<slug:dataset>/submit/", views.classify_submit_view, name="classify-submit"),
+    path("volunteers/", views.volunteer_list, name="volunteer-list"),
+    path("volunteers/exclude/", views.volunteer_exclude_view, name="volunteer-exclude"),
+    path("volunteers/include/", views.volunteer_include_view, name="volunteer-include"),
     path("trees/", views.tree_list, name="tree-list"),
     path("trees/<slug:name>/", views.tree_detail, name="tree-detail"),
 ]

@@ -23,6 +23,7 @@ from labeling.views.training import (
     training_rollback,
     training_start,
 )
+from labeling.views.volunteers import volunteer_exclude_view, volunteer_include_view, volunteer_list
 
 __all__ = [
     "agreement", "classify_home", "classify_image_view", "home", "classify_next_view", "classify_page",
@@ -31,5 +32,5 @@ __all__ = [
     "galaxy_thumbnail", "job_cancel_view", "job_list", "job_rerun_view", "job_start", "job_status", "label_home",
     "label_page", "map_detail", "map_list", "map_points", "tree_detail", "tree_list",
     "training_activate", "training_curve", "training_page", "training_pretrain", "training_rollback",
-    "training_start",
+    "training_start", "volunteer_exclude_view", "volunteer_include_view", "volunteer_list",
 ]

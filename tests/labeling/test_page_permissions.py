@@ -135,6 +135,11 @@ PAGES: dict[tuple[str, str], Page] = {
     ("classify-image", "GET"): Page(EVERYONE, at("classify-image", dataset, galaxy)),
     ("classify-submit", "POST"): Page(EVERYONE, at("classify-submit", dataset), ok=201, json=True,
                                       body=lambda site, role: {"galaxy": site.galaxy(4), "answers": SMOOTH_ROUND}),
+    ("volunteer-list", "GET"): Page(ADMIN, at("volunteer-list")),
+    # Nobody by that key classified in this world: back to the page, whose message says so.
+    ("volunteer-exclude", "POST"): Page(ADMIN, at("volunteer-exclude"), ok=302,
+                                        body=form(volunteer="session:nobody", reason="bot")),
+    ("volunteer-include", "POST"): Page(ADMIN, at("volunteer-include"), ok=302, body=form(volunteer="session:nobody")),
     ("tree-list", "GET"): Page(SIGNED_IN, at("tree-list")),
     ("tree-detail", "GET"): Page(SIGNED_IN, at("tree-detail", "gz2")),
     ("media-file", "GET"): Page(EVERYONE, lambda site: reverse("media-file", kwargs={
