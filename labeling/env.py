@@ -50,6 +50,30 @@ def env_list(name: str, default: list[str]) -> list[str]:
     return [item.strip() for item in raw.split(",") if item.strip()]
 
 
+_RATE_UNITS = {"s": 1, "sec": 1, "second": 1, "seconds": 1, "m": 60, "min": 60, "minute": 60, "minutes": 60,
+               "h": 3600, "hour": 3600, "hours": 3600, "d": 86400, "day": 86400, "days": 86400}
+
+
+def env_rates(name: str, default: str) -> tuple[tuple[int, int], ...]:
+    """Request rates such as ``10/minute,600/hour`` as ((10, 60), (600, 3600)); an empty value means no limit.
+
+    Raises:
+        ImproperlyConfigured: naming the variable, for a part that is not ``<count>/<second|minute|hour|day>``.
+    """
+    raw = os.environ.get(name, default)
+    rates = []
+    for part in (item.strip() for item in raw.split(",")):
+        if not part:
+            continue
+        count, _, unit = part.partition("/")
+        seconds = _RATE_UNITS.get(unit.strip().lower())
+        if not count.strip().isdigit() or int(count) < 1 or seconds is None:
+            raise ImproperlyConfigured(f"{name}={raw!r}: {part!r} is not a rate such as 10/minute (a count of 1 "
+                                       "or more per second, minute, hour or day)")
+        rates.append((int(count), seconds))
+    return tuple(rates)
+
+
 def env_path(name: str, default: Path) -> Path:
     raw = os.environ.get(name)
     return Path(raw).expanduser().resolve() if raw else default

@@ -54,6 +54,16 @@ def features_root(settings, tmp_path):
     return settings.GALAXY_FEATURES_ROOT
 
 
+@pytest.fixture(autouse=True)
+def empty_cache():
+    """Rate-limit counters live in Django's cache (labeling/ratelimit.py): every test starts with none counted, as
+    requests of earlier tests from the same 127.0.0.1 would otherwise add up."""
+    from django.core.cache import caches
+
+    for cache in caches.all():
+        cache.clear()
+
+
 @pytest.fixture
 def demo_data() -> Path:
     return DEMO_DATA

@@ -23,3 +23,7 @@ WHITENOISE_AUTOREFRESH = True
 # suite and a benchmark) never drop each other's database.
 if DATABASES["default"]["ENGINE"].endswith("postgresql"):  # noqa: F405
     DATABASES["default"]["TEST"] = {"NAME": f"test_{DATABASES['default']['NAME']}_{os.getpid()}"}  # noqa: F405
+
+# Rate-limit counters in this process's memory, never in a developer's Redis (REDIS_URL), where the tests' cache.clear()
+# would flush the task broker's keys too; tests/conftest.py empties the cache before every test.
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "tests"}}
