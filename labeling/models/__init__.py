@@ -27,13 +27,13 @@ from labeling.models.queue import (
 )
 from labeling.models.screening import VolunteerExclusion, VolunteerWeight
 from labeling.models.trees import Answer, DecisionTree, Question, VolunteerClassification, VoteSummary
-from labeling.models.volunteers import ClassifyPolicy, Subject
+from labeling.models.volunteers import ClassifyOffer, ClassifyPolicy, Subject
 
 __all__ = [
-    "STRATEGY_CHOICES", "Activation", "Answer", "Classifier", "ClassifyPolicy", "ClusterAssignment", "Clustering",
-    "ConsensusLabel", "ConsensusRule", "Dataset", "DecisionTree", "Embedding", "EmbeddingPoint", "ExpertLabel",
-    "FeatureSet", "Galaxy", "Job", "JobChunk", "LabelClass", "LabelResolution", "LabelSchema", "ModelVersion",
-    "Prediction", "Question", "QueueEntry", "QueuePolicy", "Simulation", "Subject", "VolunteerClassification",
-    "VoteSummary", "galaxy_image_path", "galaxy_thumbnail_path",
+    "STRATEGY_CHOICES", "Activation", "Answer", "Classifier", "ClassifyOffer", "ClassifyPolicy", "ClusterAssignment",
+    "Clustering", "ConsensusLabel", "ConsensusRule", "Dataset", "DecisionTree", "Embedding", "EmbeddingPoint",
+    "ExpertLabel", "FeatureSet", "Galaxy", "Job", "JobChunk", "LabelClass", "LabelResolution", "LabelSchema",
+    "ModelVersion", "Prediction", "Question", "QueueEntry", "QueuePolicy", "Simulation", "Subject",
+    "VolunteerClassification", "VoteSummary", "galaxy_image_path", "galaxy_thumbnail_path",
     "VolunteerExclusion", "VolunteerWeight",
 ]

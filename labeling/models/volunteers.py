@@ -1,5 +1,6 @@
 """Volunteers classifying in this application: how each dataset's galaxies are offered (which tree, when a galaxy
-retires, how much to favour the galaxies the model is unsure of) and each galaxy's state as a subject."""
+retires, how much to favour the galaxies the model is unsure of), each galaxy's state as a subject, and the galaxies
+offered to each volunteer."""
 
 from django.conf import settings
 from django.db import models
@@ -89,3 +90,28 @@ class Subject(models.Model):
     @property
     def is_retired(self) -> bool:
         return self.retired_at is not None
+
+
+class ClassifyOffer(models.Model):
+    """A galaxy offered to one volunteer (a session or a user): the classify page takes answers only for a galaxy it
+    offered to that volunteer, once, while the offer is fresh (settings.GALAXY_CLASSIFY_OFFER_TTL).
+
+    Kept on the server rather than as a signed token carried by the page: a token proves an offer was made but not
+    that it is still unused, and "once" would need a record of spent tokens anyway. One row per volunteer and galaxy
+    and one indexed update to spend it; expired rows are pruned (labeling/services/votes/offers.py)."""
+
+    policy = models.ForeignKey(ClassifyPolicy, on_delete=models.CASCADE, related_name="offers")
+    galaxy = models.ForeignKey(Galaxy, on_delete=models.CASCADE, related_name="+")
+    # As VolunteerClassification.volunteer_id: "user:<id>" when signed in, else "session:<key>".
+    volunteer_id = models.CharField(max_length=100)
+    offered_at = models.DateTimeField(default=timezone.now)
+    used_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["policy", "galaxy", "volunteer_id"],
+                                               name="classify_offer_unique")]
+        indexes = [models.Index(fields=["offered_at"], name="classify_offer_offered_at")]
+
+    def __str__(self):
+        state = f"used {self.used_at:%Y-%m-%d %H:%M}" if self.used_at else "open"
+        return f"{self.galaxy_id} offered to {self.volunteer_id} at {self.offered_at:%Y-%m-%d %H:%M}, {state}"
