@@ -5,11 +5,17 @@ token, like every other form of the site.
 Volunteers see the pixels and nothing else, as on Zooniverse: no external id, file name or catalogue column, which
 can name the answer (the demo's "g10_class_8_5" is a Galaxy10 class 8 galaxy) and would bias the votes. A galaxy
 travels by its primary key, and its image by a URL made of that key (``classify_image_view``) rather than the
-media URL, which holds the original file name."""
+media URL, which holds the original file name.
+
+Answers are taken only for a galaxy offered to the volunteer, once (labeling/services/votes/offers.py), and both
+endpoints are rate-limited per volunteer and per client address (labeling/ratelimit.py): a script opening a fresh
+session per request still shares its address's count."""
 
 import json
+from functools import wraps
 from pathlib import PurePosixPath
 
+from django.conf import settings
 from django.core.exceptions import SuspiciousFileOperation, ValidationError
 from django.http import FileResponse, Http404, JsonResponse
 from django.shortcuts import get_object_or_404, render
@@ -20,10 +26,14 @@ from django.views.decorators.http import require_GET, require_POST
 
 from labeling.files import media_path
 from labeling.models import ClassifyPolicy, Galaxy
+from labeling.ratelimit import client_address, rate_limit_hit
 from labeling.selectors.classify import classify_choices, volunteer_count
-from labeling.services.votes.classify import classify_next, classify_submit, subjects_ensure
+from labeling.services.votes.classify import subjects_ensure
+from labeling.services.votes.offers import OfferRefused, classify_offer_next, classify_offered_submit
 
 MAX_EXCLUDE = 50
+# A refused offer: never offered to this volunteer or expired (403), or answered already (409).
+REFUSAL_STATUS = {"not_offered": 403, "expired": 403, "used": 409}
 
 
 def volunteer_of(request) -> tuple[object | None, str]:
@@ -33,6 +43,35 @@ def volunteer_of(request) -> tuple[object | None, str]:
     if not request.session.session_key:
         request.session.save()
     return None, f"session:{request.session.session_key}"
+
+
+def rate_limited(action: str):
+    """Refuse a request to a classify endpoint with 429 and Retry-After once its client address, or its volunteer
+    (session or user), is over the rates of settings.GALAXY_CLASSIFY_<ACTION>_PER_ADDRESS / _PER_VOLUNTEER. The
+    address is counted first, so that a script opening a fresh session per request is refused before any session
+    is made for it."""
+    def decorate(view):
+        @wraps(view)
+        def limited(request, *args, **kwargs):
+            wait = rate_limit_hit(scope=f"classify-{action}:address", key=client_address(request),
+                                  rates=getattr(settings, f"GALAXY_CLASSIFY_{action.upper()}_PER_ADDRESS"))
+            whom = "from your network (people sharing a connection count together)"
+            if wait is None:
+                _, volunteer_id = volunteer_of(request)
+                wait = rate_limit_hit(scope=f"classify-{action}:volunteer", key=volunteer_id,
+                                      rates=getattr(settings, f"GALAXY_CLASSIFY_{action.upper()}_PER_VOLUNTEER"))
+                whom = "from you"
+            if wait is None:
+                return view(request, *args, **kwargs)
+            span = f"{wait} second{'s' if wait > 1 else ''}" if wait < 120 else f"{round(wait / 60)} minutes"
+            what = "Answers are" if action == "submits" else "Requests for galaxies are"
+            response = JsonResponse({"detail": f"{what} coming {whom} faster than anyone can look at galaxies. "
+                                               f"Please wait {span}.",
+                                     "code": "rate_limited", "retry_after": wait}, status=429)
+            response["Retry-After"] = str(wait)
+            return response
+        return limited
+    return decorate
 
 
 def _policy(slug: str) -> ClassifyPolicy:
@@ -85,15 +124,17 @@ def _galaxy_json(galaxy: Galaxy, policy: ClassifyPolicy) -> dict:
 
 
 @require_GET
+@rate_limited("offers")
 def classify_next_view(request, dataset: str):
-    """The next galaxy for this volunteer, or null when none is left; ?exclude=1,2 skips those the page holds."""
+    """The next galaxy for this volunteer, offered to them from now, or null when none is left; ?exclude=1,2 skips
+    those the page holds."""
     policy = _policy(dataset)
     _, volunteer_id = volunteer_of(request)
     try:
         exclude = [int(part) for part in request.GET.get("exclude", "").split(",") if part.strip()][:MAX_EXCLUDE]
     except ValueError:
         return JsonResponse({"exclude": ["a comma-separated list of galaxy ids"]}, status=400)
-    subject = classify_next(policy=policy, volunteer_id=volunteer_id, exclude=[e for e in exclude if e > 0])
+    subject = classify_offer_next(policy=policy, volunteer_id=volunteer_id, exclude=[e for e in exclude if e > 0])
     return JsonResponse({"galaxy": _galaxy_json(subject.galaxy, policy) if subject else None,
                          "classified": volunteer_count(policy=policy, volunteer_id=volunteer_id)})
 
@@ -118,8 +159,11 @@ def classify_image_view(request, dataset: str, galaxy_id: int):
 
 
 @require_POST
+@rate_limited("submits")
 def classify_submit_view(request, dataset: str):
-    """Store the volunteer's answers for one galaxy: 201 when stored, 200 when they had already sent them."""
+    """Store the volunteer's answers for a galaxy offered to them: 201 when stored (200 when they had classified it
+    before it was offered); 403 for a galaxy not offered to them or offered too long ago, 409 for a second sending
+    of the same offer, each with a "detail" to show and a "code" (OfferRefused's)."""
     policy = _policy(dataset)
     user, volunteer_id = volunteer_of(request)
     try:
@@ -135,8 +179,10 @@ def classify_submit_view(request, dataset: str):
         return JsonResponse({"answers": ["an object of question key to answer key (or list of keys)"]}, status=400)
     galaxy = get_object_or_404(Galaxy, pk=galaxy_id, dataset=policy.dataset)
     try:
-        classification = classify_submit(policy=policy, galaxy=galaxy, answers=answers, volunteer_id=volunteer_id,
-                                          user=user)
+        classification = classify_offered_submit(policy=policy, galaxy=galaxy, answers=answers,
+                                                  volunteer_id=volunteer_id, user=user)
+    except OfferRefused as refusal:
+        return JsonResponse({"detail": refusal.message, "code": refusal.code}, status=REFUSAL_STATUS[refusal.code])
     except ValidationError as error:
         return JsonResponse(error.message_dict if hasattr(error, "error_dict") else {"answers": error.messages},
                             status=400)

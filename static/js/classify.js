@@ -1,5 +1,7 @@
 // The volunteers' classify page: walk the dataset's decision tree question by question for one galaxy, then send
 // the answers and show the next galaxy. Keys: 1-9 choose an answer, Enter goes on, Backspace goes back, ? help.
+// The server takes answers only for the galaxy it offered this page, once (403/409 otherwise: the page says why and
+// shows another galaxy), and slows down anyone faster than a person (429: the page says how long to wait).
 (function () {
   "use strict";
 
@@ -11,6 +13,8 @@
   const button = (action) => app.querySelector(`[data-action="${action}"]`);
 
   const state = { galaxy: null, path: [], answers: {}, ticked: new Set(), finished: false, sending: false };
+  // Codes of a refused offer (labeling/services/votes/offers.py): the galaxy is no longer this page's to answer.
+  const OFFER_REFUSED = new Set(["not_offered", "expired", "used"]);
 
   function status(text) {
     el("classify-status").textContent = text || "";
@@ -91,7 +95,7 @@
   }
 
   function choose(key) {
-    if (state.finished || state.sending) {
+    if (state.finished || state.sending || !state.galaxy) {
       return;
     }
     const question = current();
@@ -107,7 +111,7 @@
 
   function confirmTicked() {
     const question = current();
-    if (question.kind !== "multiple" || state.finished) {
+    if (question.kind !== "multiple" || state.finished || !state.galaxy) {
       return;
     }
     state.answers[question.key] = question.answers.map((a) => a.key).filter((k) => state.ticked.has(k));
@@ -149,7 +153,7 @@
   }
 
   function back() {
-    if (state.sending) {
+    if (state.sending || !state.galaxy) {
       return;
     }
     if (state.finished) {
@@ -177,21 +181,32 @@
     button("submit").disabled = true;
     status("Sending…");
     try {
-      let saved = false;
+      let answered = null;  // "saved", or "refused" when the galaxy was no longer this page's to answer
       try {
         const { status: code, data } = await GalaxyApi.postJson(config.urls.submit,
           { galaxy: state.galaxy.id, answers: state.answers });
+        if (code === 429) {
+          status(`Not saved yet: ${GalaxyApi.errorText(code, data)} Then press Enter to send your answers again.`);
+          return;
+        }
+        if (data && OFFER_REFUSED.has(data.code)) {
+          answered = "refused";
+          status(data.code === "used" ? "Already saved." : `Not saved: ${data.detail} Here is another galaxy.`);
+          await loadNext([state.galaxy.id]);
+          return;
+        }
         if (code !== 201 && code !== 200) {
           status(`Not saved: ${GalaxyApi.errorText(code, data)}`);
           return;
         }
-        saved = true;
+        answered = "saved";
         el("classified-count").textContent = data.classified;
         status(code === 201 ? "Thank you! Saved." : "Already saved.");
         await loadNext([state.galaxy.id]);
       } catch (error) {
-        status(saved ? "Saved, but the next galaxy could not be loaded; reload the page to go on."
-          : "Not saved: the server could not be reached. Check the connection and press Enter again.");
+        status(answered === "saved" ? "Saved, but the next galaxy could not be loaded; reload the page to go on."
+          : answered ? "The next galaxy could not be loaded; reload the page to go on."
+            : "Not saved: the server could not be reached. Check the connection and press Enter again.");
       }
     } finally {
       state.sending = false;
@@ -199,10 +214,38 @@
     }
   }
 
+  // Nothing to answer while the page waits for the server to take requests again.
+  function showWaiting(text) {
+    state.galaxy = null;
+    state.finished = false;
+    el("galaxy-image").hidden = true;
+    el("question-step").textContent = "";
+    el("question-text").textContent = "Just a moment…";
+    el("question-help").textContent = "";
+    el("answers").replaceChildren();
+    el("summary").hidden = true;
+    button("next").hidden = true;
+    button("submit").hidden = true;
+    button("back").disabled = true;
+    app.dataset.galaxy = "";
+    status(text);
+  }
+
+  /** Show the next galaxy offered to this page; false when the server asked to wait (it loads later by itself). */
   async function loadNext(exclude) {
     const url = `${config.urls.next}?exclude=${encodeURIComponent((exclude || []).join(","))}`;
     const response = await fetch(url, { credentials: "same-origin", headers: { Accept: "application/json" } });
-    const data = await response.json();
+    const data = await response.json().catch(() => null);
+    if (response.status === 429) {
+      const seconds = Number(response.headers.get("Retry-After")) || (data && data.retry_after) || 30;
+      showWaiting(`${GalaxyApi.errorText(429, data)} The next galaxy then appears by itself.`);
+      setTimeout(() => loadNext(exclude).then((loaded) => loaded && status(""))
+        .catch(() => status("The next galaxy could not be loaded; reload the page to try again.")), seconds * 1000);
+      return false;
+    }
+    if (!response.ok || !data) {
+      throw new Error(`the server answered ${response.status}`);
+    }
     state.galaxy = data.galaxy;
     state.path = [root];
     state.answers = {};
@@ -219,13 +262,14 @@
       }
       app.dataset.galaxy = "";
       app.dataset.ready = "true";
-      return;
+      return true;
     }
     image.src = state.galaxy.image_url;
     image.hidden = false;
     app.dataset.galaxy = String(state.galaxy.id);
     renderQuestion();
     app.dataset.ready = "true";
+    return true;
   }
 
   function toggleHelp() {

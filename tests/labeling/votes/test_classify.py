@@ -134,7 +134,8 @@ def test_anonymous_volunteers_classify_through_the_pages_with_the_csrf_token(pol
     token = {"HTTP_X_CSRFTOKEN": browser.cookies["csrftoken"].value}
     first = browser.post(url, body, content_type="application/json", **token)
     assert first.status_code == 201 and first.json()["classified"] == 1
-    assert browser.post(url, body, content_type="application/json", **token).status_code == 200
+    again = browser.post(url, body, content_type="application/json", **token)  # the same offer, spent
+    assert again.status_code == 409 and again.json()["code"] == "used"
     stored = VolunteerClassification.objects.get(galaxy_id=galaxy["id"], tree=policy.tree)
     assert stored.user is None and stored.volunteer_id.startswith("session:")
     assert browser.get(f"/classify/{policy.dataset.slug}/next/").json()["galaxy"]["id"] != galaxy["id"]
@@ -177,17 +178,21 @@ def test_the_volunteers_image_url_serves_only_galaxies_with_an_image_of_the_data
     (b"not json", "body"),
     ({"answers": ROUND}, "galaxy"),
     ({"galaxy": 2**70, "answers": ROUND}, "galaxy"),
-    ({"galaxy": "LAST", "answers": {}}, "answers"),
-    ({"galaxy": "LAST", "answers": {"smooth-or-featured": "spiral"}}, "answers"),
-    ({"galaxy": "LAST", "answers": {"smooth-or-featured": 3}}, "answers"),
+    ({"galaxy": "OFFERED", "answers": {}}, "answers"),
+    ({"galaxy": "OFFERED", "answers": {"smooth-or-featured": "spiral"}}, "answers"),
+    ({"galaxy": "OFFERED", "answers": {"smooth-or-featured": 3}}, "answers"),
 ])
 def test_a_bad_submission_is_a_400_naming_the_field_and_stores_nothing(client, policy, body, field):
-    if isinstance(body, dict) and body.get("galaxy") == "LAST":
-        body = {**body, "galaxy": policy.dataset.galaxies.order_by("pk").last().pk}
-    response = client.post(f"/classify/{policy.dataset.slug}/submit/", body, content_type="application/json")
+    offered = client.get(f"/classify/{policy.dataset.slug}/next/").json()["galaxy"]["id"]
+    if isinstance(body, dict) and body.get("galaxy") == "OFFERED":
+        body = {**body, "galaxy": offered}
+    url = f"/classify/{policy.dataset.slug}/submit/"
+    response = client.post(url, body, content_type="application/json")
     assert response.status_code == 400, response.content
     assert field in response.json()
     assert not VolunteerClassification.objects.filter(tree=policy.tree).exists()
+    # The offer is not spent by answers refused: the right ones still go in.
+    assert client.post(url, {"galaxy": offered, "answers": ROUND}, content_type="application/json").status_code == 201
 
 
 def test_a_dataset_without_a_classify_policy_has_no_classify_page(client, world):
