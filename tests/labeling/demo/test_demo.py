@@ -40,7 +40,7 @@ def _counts() -> dict[str, int]:
 
 
 @pytest.mark.django_db(transaction=True)
-def test_loading_the_demo_twice_duplicates_nothing_and_keeps_the_logins(settings, tmp_path):
+def test_loading_the_demo_twice_duplicates_nothing_and_keeps_the_logins(settings, tmp_path, rf):
     settings.VAR_DIR = tmp_path / "var"
     first = demo_load(include_stripe82=False)
     counts = _counts()
@@ -56,8 +56,9 @@ def test_loading_the_demo_twice_duplicates_nothing_and_keeps_the_logins(settings
     saved = json.loads((tmp_path / "var" / "demo-credentials.json").read_text())
     assert saved == first.credentials
     assert (tmp_path / "var" / "demo-credentials.json").stat().st_mode & 0o077 == 0
-    admin = authenticate(username="admin", password=saved["admin"])
-    expert = authenticate(username="expert", password=saved["expert"])
+    # As the login page signs in, with its request (django-axes refuses to authenticate without one).
+    admin = authenticate(rf.post("/login/"), username="admin", password=saved["admin"])
+    expert = authenticate(rf.post("/login/"), username="expert", password=saved["expert"])
     assert admin.is_superuser and not expert.is_staff
     assert expert.groups.filter(name="experts").exists()
     assert any("simulated volunteers for 0 new galaxies" in line for line in second.lines)
