@@ -118,6 +118,8 @@ class VolunteerClassification(models.Model):
     answers = models.JSONField(help_text='{"question key": "answer key"} or a list of keys for checkboxes.')
     source = models.CharField(max_length=10, choices=Source.choices, default=Source.WEB)
     created_at = models.DateTimeField(default=timezone.now)
+    external_id = models.CharField(max_length=100, blank=True, help_text="The classification's id where it came "
+                                                                         "from (a Panoptes classification_id).")
 
     class Meta:
         ordering = ["-created_at"]
@@ -128,6 +130,10 @@ class VolunteerClassification(models.Model):
             models.UniqueConstraint(fields=["galaxy", "tree", "volunteer_id"],
                                     condition=models.Q(source="web") & ~models.Q(volunteer_id=""),
                                     name="classification_one_per_volunteer"),
+            # An imported classification is stored once however often its export is imported. Tree and id lead the
+            # index: an import asks which of a batch of ids its tree already holds.
+            models.UniqueConstraint(fields=["tree", "external_id", "galaxy"], condition=~models.Q(external_id=""),
+                                    name="classification_unique_external_id"),
         ]
 
     def __str__(self):
