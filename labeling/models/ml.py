@@ -77,6 +77,8 @@ class ModelVersion(models.Model):
 
     @property
     def feature_dim(self) -> int:
+        if self.is_imported:  # whatever the outside model made: its feature sets say (one query; such rows are few)
+            return self.feature_sets.values_list("dims", flat=True).first() or 0
         return 2048 if self.backbone == self.Backbone.RESNET50 else 512
 
     @property

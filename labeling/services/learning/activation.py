@@ -27,12 +27,27 @@ def version_activate(*, version: ModelVersion, dataset: Dataset, user=None) -> J
     if version.status != ModelVersion.Status.READY:
         raise ModelVersionError(f"model version {version.name!r} is {version.status}; only a ready version can be "
                                 "activated")
+    if version.is_imported:
+        return _imported_activate(version, dataset, user)
     try:
         build_backbone(version.backbone, version.weights_argument, seed=version.seed)
     except (WeightsError, OSError) as exc:
         raise ModelVersionError(f"model version {version.name!r} cannot be activated: {exc}") from None
     return extraction_start(dataset=dataset, model_version=version, user=user,
                             chain={"activate": version.pk, "next": list(CHAIN)})
+
+
+def _imported_activate(version: ModelVersion, dataset: Dataset, user) -> Job:
+    """An outside model's features cannot be extracted here: its imported vectors are indexed, then the chain goes on
+    as after an extraction (activate, cluster, queues)."""
+    from labeling.services.learning.jobs import index_start
+
+    feature_set = FeatureSet.objects.filter(model_version=version, dataset=dataset, count__gt=0).first()
+    if feature_set is None:
+        raise ModelVersionError(f"{version.name!r} has only imported features, and none of dataset {dataset.name!r}: "
+                                f"import them first (import_features --dataset {dataset.name!r} --name "
+                                f"{version.name!r} FILE)")
+    return index_start(feature_set=feature_set, user=user, chain={"activate": version.pk, "next": CHAIN[1:]})
 
 
 def dataset_rollback(*, dataset: Dataset, user=None) -> Job:

@@ -8,6 +8,9 @@ from labeling.services.jobs.lifecycle import job_create
 def extraction_start(*, dataset: Dataset, model_version: ModelVersion, rotation_invariant: bool = False,
                      user=None, enqueue: bool = True, **options) -> Job:
     """Queue feature extraction; ``options`` (batch_size, num_workers, threads) go to the job's arguments."""
+    if model_version.is_imported:
+        raise ValueError(f"{model_version.name!r} is an outside model known by its imported features: it has no "
+                         "backbone to extract with (import_features adds its vectors)")
     if not dataset.galaxies.exclude(image="").exists():
         raise ValueError(f"dataset {dataset.name!r} has no galaxy with an image: nothing to extract")
     arguments = {"model_version": model_version.pk, "rotation_invariant": rotation_invariant, **options}

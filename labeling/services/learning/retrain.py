@@ -56,6 +56,9 @@ def retrain_start(*, dataset: Dataset, schema: LabelSchema | None = None, backbo
     if running is not None:
         raise JobConflict(f"a retrain cycle of {dataset.name!r} is already {running.status} (job #{running.pk}); "
                           "one cycle at a time per dataset")
+    if base is not None and base.is_imported:
+        raise ValueError(f"{base.name!r} is an outside model known by its imported features: it has no weights to "
+                         "train from")
     image_size = image_size or (base.image_size if base is not None else 96)
     if not 32 <= image_size <= 424 or not 1 <= epochs <= 500 or not 0 < lr < 1 or not 0.5 <= pseudo_threshold <= 1 \
             or not 0 <= soft_vote_weight <= 10:
@@ -75,7 +78,9 @@ def retrain_start(*, dataset: Dataset, schema: LabelSchema | None = None, backbo
     version = ModelVersion.objects.create(
         name=unique_version_name(f"{backbone} · {dataset.slug} cycle {cycle} · {image_size} px"), backbone=backbone,
         weights=ModelVersion.Weights.FILE, seed=seed, image_size=image_size, status=ModelVersion.Status.QUEUED,
-        parent=base or ModelVersion.objects.filter(active_for=dataset).first(), trained_on=dataset,
+        # An imported active version has no weights to measure against: the baseline is then random features.
+        parent=base or ModelVersion.objects.filter(active_for=dataset).exclude(
+            weights=ModelVersion.Weights.IMPORTED).first(), trained_on=dataset,
         schema=schema, method="finetune", hyperparameters=hyperparameters, created_by=user)
     arguments = {"model_version": version.pk, "base": base.pk if base else None}
     return job_create(kind=Job.Kind.RETRAIN, arguments=arguments, dataset=dataset, user=user, enqueue=enqueue)
