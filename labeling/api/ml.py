@@ -55,13 +55,16 @@ class AssignmentQuery(serializers.Serializer):
 class PredictionSerializer(serializers.ModelSerializer):
     external_id = serializers.CharField(source="galaxy.external_id")
     schema = serializers.CharField(source="classifier.schema.name")
-    model_version = serializers.IntegerField(source="classifier.feature_set.model_version_id")
+    model_version = serializers.IntegerField(source="classifier.feature_set.model_version_id", allow_null=True,
+                                             help_text="Our probability model's features; null for imported ones.")
+    model = serializers.CharField(source="classifier.name", help_text="An outside model's name, for imported "
+                                                                      "predictions; empty for ours.")
     label_class = serializers.CharField(source="label_class.key", help_text="The likeliest class.")
     probabilities = serializers.DictField(child=serializers.FloatField(), help_text="Class key to probability.")
 
     class Meta:
         model = Prediction
-        fields = ["id", "galaxy", "external_id", "schema", "model_version", "classifier", "label_class",
+        fields = ["id", "galaxy", "external_id", "schema", "model_version", "model", "classifier", "label_class",
                   "probability", "probabilities"]
 
 
@@ -108,7 +111,7 @@ class ClusteringViewSet(viewsets.ReadOnlyModelViewSet):
             centroids = clustering_centroids(clustering=clustering)
         except FileNotFoundError as error:
             raise NotFound("the feature vectors of this clustering are no longer on disk") from error
-        return Response({"dimension": clustering.feature_set.model_version.feature_dim, "sizes": clustering.sizes,
+        return Response({"dimension": clustering.feature_set.dims, "sizes": clustering.sizes,
                          "centroids": centroids})
 
 

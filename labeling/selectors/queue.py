@@ -122,6 +122,21 @@ def _latest_predictions(dataset: Dataset, schema: LabelSchema, galaxy_ids: list[
             .select_related("label_class", "classifier")}
 
 
+def imported_predictions(dataset: Dataset, schema: LabelSchema, galaxy_ids: list[int]) -> dict[int, list[Prediction]]:
+    """Each galaxy's predictions by outside models imported for the dataset and schema, by model name: one query."""
+    found: dict[int, list[Prediction]] = {}
+    for prediction in (Prediction.objects.filter(classifier__dataset=dataset, classifier__schema=schema,
+                                                 galaxy_id__in=galaxy_ids).exclude(classifier__name="")
+                       .select_related("label_class", "classifier").order_by("classifier__name", "pk")):
+        found.setdefault(prediction.galaxy_id, []).append(prediction)
+    return found
+
+
+def _imported_json(predictions: list[Prediction], names: dict[str, str]) -> list[dict]:
+    return [{**_prediction_json(prediction, names), "model": prediction.classifier.name,
+             "source": prediction.classifier.source} for prediction in predictions]
+
+
 def _neighbours_json(galaxies: list, schema: LabelSchema, feature_set) -> dict[int, list[dict]]:
     """The nearest neighbours of each galaxy with their label under the schema (an expert's, else the volunteers'
     consensus). The index is searched per galaxy; the neighbours' thumbnails and labels are read as plain values in
@@ -168,6 +183,7 @@ def entries_json(*, entries: list[QueueEntry], expert, dataset: Dataset, schema:
     galaxy_ids = [galaxy.pk for galaxy in galaxies]
     names = dict(schema.classes.values_list("key", "name"))
     predictions = _latest_predictions(dataset, schema, galaxy_ids)
+    imported = imported_predictions(dataset, schema, galaxy_ids)
     yours = {label.galaxy_id: label.label_class for label in ExpertLabel.objects.filter(
         expert=expert, schema=schema, galaxy_id__in=galaxy_ids, superseded_at__isnull=True).select_related(
         "label_class")}
@@ -191,6 +207,7 @@ def entries_json(*, entries: list[QueueEntry], expert, dataset: Dataset, schema:
                     "built_at": entry.created_at.isoformat()},
             "votes": _votes_json(votes.get(galaxy.pk, [])),
             "prediction": _prediction_json(predictions.get(galaxy.pk), names),
+            "imported_predictions": _imported_json(imported.get(galaxy.pk, []), names),
             "neighbours": neighbours.get(galaxy.pk, []),
             "your_label": _class_json(yours.get(galaxy.pk)),
         })

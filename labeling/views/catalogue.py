@@ -13,6 +13,7 @@ from django.shortcuts import render
 
 from labeling import selectors
 from labeling.models import Clustering, Dataset, DecisionTree, Galaxy, LabelSchema
+from labeling.selectors.predictions import galaxy_predictions
 from labeling.views.access import expert_required
 
 NEIGHBOURS_SHOWN = 8
@@ -115,6 +116,7 @@ def galaxy_detail(request, galaxy_id: int):
         if feature_set else []
     return render(request, "labeling/galaxy_detail.html", {
         "detail": detail, "galaxy": detail.galaxy, "feature_set": feature_set, "neighbours": neighbours,
+        "predictions": galaxy_predictions(galaxy=detail.galaxy),
     })
 
 

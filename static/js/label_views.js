@@ -74,9 +74,15 @@
       button.classList.toggle("is-predicted", Boolean(p) && p.label_class === key);
       button.classList.toggle("is-yours", Boolean(entry.your_label) && entry.your_label.key === key);
     });
+    // Outside models' imported predictions, beside ours: name, likeliest class, the top three.
+    const imported = (entry.imported_predictions || []).map((o) => h("div", { class: "imported-prediction", "data-model": o.model },
+      h("p", { class: "small" }, h("strong", { text: o.model }), " ", h("span", { class: "muted", text: "(imported)" }),
+        ": ", h("span", { text: `${o.name} ${percent(o.probability)}` })),
+      h("ul", { class: "mini-bars" }, (o.probabilities || []).slice(0, 3).map((row, n) =>
+        bar(row.name, row.p, percent(row.p), { leading: n === 0, key: row.key })))));
     if (!p) {
       ui.prediction.replaceChildren(h("p", { class: "muted small", text:
-        "No model yet: predictions appear once a probability model has been fitted on enough labels." }));
+        "No model yet: predictions appear once a probability model has been fitted on enough labels." }), ...imported);
       return;
     }
     const details = [p.calibrated ? "calibrated" : "not calibrated",
@@ -86,7 +92,7 @@
       h("p", { class: "prediction-top" }, h("strong", { text: p.name }), " ", h("span", { text: percent(p.probability) })),
       h("ul", { class: "mini-bars" }, (p.probabilities || []).slice(0, 5).map((row, n) =>
         bar(row.name, row.p, percent(row.p), { leading: n === 0, key: row.key }))),
-      h("p", { class: "muted small", text: details }));
+      h("p", { class: "muted small", text: details }), ...imported);
   }
 
   function why(ui, entry) {

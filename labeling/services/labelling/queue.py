@@ -56,6 +56,14 @@ def _components_of(selection, position: int) -> dict[str, float]:
     return {name: _finite(values[position]) for name, values in selection.components.items()}
 
 
+def queue_classifier(*, policy, feature_set, schema: LabelSchema):
+    """The probabilities the queue reads: the imported predictions the policy names, when they are of this schema,
+    else the latest probability model of the current features."""
+    if policy.predictions_id is not None and policy.predictions.schema_id == schema.pk:
+        return policy.predictions
+    return latest_classifier(feature_set=feature_set, schema=schema)
+
+
 def queue_build(*, dataset: Dataset, schema: LabelSchema, experts=None, strategy: str | None = None,
                 seed: int | None = None, reporter: JobReporter | None = None) -> dict:
     """Refill the queues of ``experts`` (every labelling expert when None) for one dataset and schema, replacing
@@ -76,7 +84,7 @@ def queue_build(*, dataset: Dataset, schema: LabelSchema, experts=None, strategy
     seed = policy.seed if seed is None else seed
     experts = list(experts) if experts is not None else labelling_experts(dataset=dataset, schema=schema)
     feature_set = current_feature_set(dataset=dataset)
-    classifier = latest_classifier(feature_set=feature_set, schema=schema)
+    classifier = queue_classifier(policy=policy, feature_set=feature_set, schema=schema)
     if reporter:
         reporter.progress(0, 3, "reading features, probabilities and votes")
     needs = query.strategy_needs(requested) | ({"features"} if feature_set is not None else set())
@@ -92,8 +100,11 @@ def queue_build(*, dataset: Dataset, schema: LabelSchema, experts=None, strategy
     exclude = np.fromiter((int(g) in taken for g in ids), dtype=bool, count=len(ids))
     if reporter:
         reporter.progress(1, 3, f"choosing by {requested}")
+    # min_labels guards against trusting a probability model fitted on a handful of our labels; an outside model's
+    # predictions did not learn from them, so they are used from the first build.
+    imported = classifier is not None and classifier.is_imported
     selection = query.choose(requested, n=policy.batch_size * len(experts), labelled=inputs.labelled,
-                             exclude=exclude, seed=seed, min_labels=policy.min_labels,
+                             exclude=exclude, seed=seed, min_labels=0 if imported else policy.min_labels,
                              weights=policy.weights or None, **inputs.arrays)
     common = {"dataset": dataset, "schema": schema, "strategy": selection.strategy, "requested_strategy": requested,
               "model_version": feature_set.model_version if feature_set else None,

@@ -104,7 +104,8 @@ def queue_inputs(*, dataset: Dataset, schema: LabelSchema, needs: set[str], feat
         inputs.arrays["features"] = features
     if classifier is not None and "probs" in needs:
         inputs.arrays["probs"] = _probabilities(classifier, ids)
-    if classifier is not None and "member_probs" in needs and features is not None:
+    # Imported predictions have no head file: BALD's ensemble is then missing and choose() falls back.
+    if classifier is not None and classifier.path and "member_probs" in needs and features is not None:
         from mlcore.active.head import ProbabilityHead
 
         inputs.arrays["member_probs"] = ProbabilityHead.load(classifier.path).member_proba(features)
