@@ -20,6 +20,7 @@ from django_q.tasks import async_task
 
 from labeling.models import ConsensusRule, Dataset, DecisionTree, FeatureSet, LabelSchema, ModelVersion
 from labeling.services.imports.jobs import import_job_run
+from labeling.services.imports.outside_jobs import outside_job_run
 from labeling.services.jobs.chunks import chunk_run, chunks_fan_out
 from labeling.services.jobs.lifecycle import JobConflict, job_run
 from labeling.services.labelling.queue import queue_build, queue_build_start
@@ -237,3 +238,14 @@ def import_galaxies(job_id: int, echo=None) -> dict:
 def import_votes(job_id: int, echo=None) -> dict:
     """An import_votes Job started on the Jobs page (labeling/services/imports/jobs.py): the import's counts."""
     return job_run(job_id, import_job_run, echo=echo)
+
+
+def import_features(job_id: int, echo=None) -> dict:
+    """An import_features Job started over the API (labeling/services/imports/outside_jobs.py): the import's report."""
+    return job_run(job_id, outside_job_run, echo=echo)
+
+
+def import_predictions(job_id: int, echo=None) -> dict:
+    """An import_predictions Job started over the API (labeling/services/imports/outside_jobs.py): the import's
+    report."""
+    return job_run(job_id, outside_job_run, echo=echo)

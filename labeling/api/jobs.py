@@ -1,5 +1,6 @@
 """Background jobs: experts follow them; admins start an extraction, an index build, a clustering, a retrain cycle,
-a queue rebuild or an import of a catalogue under GALAXY_IMPORT_ROOT, and cancel them."""
+a queue rebuild or an import of a catalogue (or of an outside model's features or predictions) under
+GALAXY_IMPORT_ROOT, and cancel them."""
 
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, serializers, status, viewsets
@@ -7,6 +8,7 @@ from rest_framework.decorators import action
 from rest_framework.permissions import SAFE_METHODS
 from rest_framework.response import Response
 
+from labeling.api import outside_imports
 from labeling.api.permissions import CanRead, IsAdmin
 from labeling.models import Clustering, Dataset, FeatureSet, Job, LabelSchema, ModelVersion
 from labeling.services.imports.jobs import IMPORT_FORMATS, ImportArgumentError, import_job_start
@@ -135,6 +137,26 @@ class JobViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
         except ImportArgumentError as error:
             field = {"dataset": "dataset_name"}.get(error.field, error.field)
             raise serializers.ValidationError({field: [error.message]}) from error
+        return Response(JobSerializer(job).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=outside_imports.FeaturesImportSerializer, responses={201: JobSerializer})
+    @action(detail=False, methods=["post"], url_path="import-features", url_name="import-features")
+    def import_features(self, request):
+        """Import an outside model's feature vectors under GALAXY_IMPORT_ROOT as a feature set (as `manage.py
+        import_features`): the job fails naming every bad row, with nothing written. 409 when it runs already."""
+        return self._outside_import(request, Job.Kind.IMPORT_FEATURES, outside_imports.FeaturesImportSerializer)
+
+    @extend_schema(request=outside_imports.PredictionsImportSerializer, responses={201: JobSerializer})
+    @action(detail=False, methods=["post"], url_path="import-predictions", url_name="import-predictions")
+    def import_predictions(self, request):
+        """Import an outside model's class probabilities under GALAXY_IMPORT_ROOT (as `manage.py
+        import_predictions`): the job fails naming every bad row, with nothing written. 409 when it runs already."""
+        return self._outside_import(request, Job.Kind.IMPORT_PREDICTIONS, outside_imports.PredictionsImportSerializer)
+
+    def _outside_import(self, request, kind: str, serializer_class) -> Response:
+        start = serializer_class(data=request.data)
+        start.is_valid(raise_exception=True)
+        job = outside_imports.start(kind, start.validated_data, request.user)
         return Response(JobSerializer(job).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(request=None, responses=JobSerializer)

@@ -92,6 +92,18 @@ def import_body(ctx: Context, role: str) -> tuple[str, dict]:
                                        "dataset_name": f"Imported as {role}"}
 
 
+def outside_import_body(url_name: str, extra: dict) -> Request:
+    """An import of an outside model's outputs: the file exists (its rows are read when the job runs); a name per
+    role, so that one role's queued import is not the same job as another's."""
+    def request(ctx: Context, role: str) -> tuple[str, dict]:
+        root = Path(settings.GALAXY_IMPORT_ROOT)
+        root.mkdir(parents=True, exist_ok=True)
+        (root / "outside.csv").write_text("id,2,5\n")
+        return reverse(url_name), {"path": "outside.csv", "dataset_name": ctx.world.dataset.name,
+                                   "name": f"outside model of {role}", **extra}
+    return request
+
+
 def pk_of(model_attr: str) -> Callable[[Context], int]:
     return lambda ctx: getattr(ctx.world, model_attr).pk
 
@@ -138,6 +150,9 @@ EXPECTED: dict[tuple[str, str], Row] = {
     ("api-job-list", "POST"): Row(ADMIN, lambda ctx, role: (reverse("api-job-list"), {
         "kind": "build_queue", "dataset": ctx.world.dataset.pk, "schema": "galaxy10"}), ok=201),
     ("api-job-import", "POST"): Row(ADMIN, import_body, ok=201),
+    ("api-job-import-features", "POST"): Row(ADMIN, outside_import_body("api-job-import-features", {}), ok=201),
+    ("api-job-import-predictions", "POST"): Row(ADMIN, outside_import_body("api-job-import-predictions", {
+        "schema": "galaxy10"}), ok=201),
     ("api-job-detail", "GET"): Row(READERS, detail("api-job-detail", lambda ctx: ctx.job.pk)),
     ("api-job-cancel", "POST"): Row(ADMIN, detail("api-job-cancel", lambda ctx: ctx.job.pk)),
     ("api-queue-next", "GET"): Row(READERS, lambda ctx, role: (
