@@ -2,11 +2,13 @@
 
 import re
 import secrets
+from datetime import timedelta
 from pathlib import Path
 
+from csp.constants import NONE, SELF, UNSAFE_INLINE
 from django.core.exceptions import ImproperlyConfigured
 
-from labeling.env import env_bool, env_int, env_list, env_path, env_str, parse_database_url
+from labeling.env import env_bool, env_int, env_list, env_path, env_rates, env_str, parse_database_url
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = env_path("VAR_DIR", BASE_DIR / "var")
@@ -47,6 +49,8 @@ INSTALLED_APPS = [
     "django_filters",
     "drf_spectacular",
     "django_q",
+    "axes",
+    "csp",
     "labeling",
 ]
 
@@ -54,6 +58,8 @@ MIDDLEWARE = [
     # /healthz/ for container health checks, before the host check and the HTTPS redirect (labeling/health.py).
     "labeling.health.HealthCheckMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # The Content-Security-Policy header (CONTENT_SECURITY_POLICY below) on every response, static files included.
+    "csp.middleware.CSPMiddleware",
     # Static files straight from STATIC_ROOT, before sessions or the URL conf are touched; after SecurityMiddleware
     # so that its HTTPS redirect and headers apply to them too.
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -63,6 +69,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: turns a sign-in refused for a lockout into labeling.lockouts.lockout_response.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "labeling.urls"
@@ -167,6 +175,44 @@ SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = env_bool("DJANGO_SECURE_COOKIES", n
 # otherwise any client could claim HTTPS.
 SECURE_PROXY_SSL_HEADER = _proxy_ssl_header()
 
+# Sign-in lockouts (django-axes, labeling/lockouts.py): after GALAXY_LOGIN_FAILURE_LIMIT failed sign-ins for one user
+# name, or from one address, every sign-in for that name or from that address is refused (429, the right password
+# too) until GALAXY_LOGIN_LOCKOUT_MINUTES have passed since the last failure; an admin lifts a lock sooner by deleting
+# it in the admin (Axes > Access attempts). The login page, the admin's and POST /api/auth/token/ all count.
+# axes' backend comes first: it refuses a locked request before any password is checked.
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+AXES_FAILURE_LIMIT = env_int("GALAXY_LOGIN_FAILURE_LIMIT", 5, minimum=1)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("GALAXY_LOGIN_LOCKOUT_MINUTES", 15, minimum=1))
+# Either is enough to lock: a user name guessed at from many addresses, or one address guessing many user names.
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+# Tries while locked are refused without counting, so a lock ends at the time the page names, not later.
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+# The client address by the rate limits' trusted-proxy rule (GALAXY_TRUSTED_PROXY_COUNT), never a client's header.
+AXES_CLIENT_IP_CALLABLE = "labeling.lockouts.lockout_address"
+AXES_LOCKOUT_CALLABLE = "labeling.lockouts.lockout_response"
+# No "AXES: BEGIN" line at the start of every manage.py command; failures and lockouts are still logged (WARNING).
+AXES_VERBOSE = False
+
+# Content-Security-Policy (django-csp): the pages load scripts, styles, images and data from this server only, run
+# no inline script and no eval, and may not be framed. Style sheets and <style> elements: this server's only. Style
+# attributes are allowed (style-src-attr): the pages draw data-driven widths with them (vote bars, job progress,
+# cluster composition) and ECharts writes them into its tooltips. An attribute cannot run script, use a selector (the
+# way CSS reads a page's secrets out) or load from anywhere img-src does not allow. The API's ReDoc page alone
+# relaxes more (labeling/api/docs.py says why).
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF],
+        "style-src-attr": [UNSAFE_INLINE],
+        "img-src": [SELF, "data:", "blob:"],
+        "object-src": [NONE],
+        "frame-ancestors": [NONE],
+        "base-uri": [SELF],
+        "form-action": [SELF],
+    },
+}
+
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
@@ -257,6 +303,37 @@ TORCH_THREADS = env_int("TORCH_THREADS", 1, minimum=1)
 # Processes a retrain cycle trains on, one per GPU (torchrun + DistributedDataParallel, see docs/commands.md,
 # "Several GPUs"); 1 trains in the worker's own process. Set it on a GPU worker to its number of GPUs.
 GALAXY_TRAIN_PROCESSES = env_int("GALAXY_TRAIN_PROCESSES", 1, minimum=1)
+
+# Django's cache holds the volunteers' rate-limit counters (labeling/ratelimit.py). Every web process must see the
+# same counters, or each of N gunicorn workers would allow the limit again: Redis when REDIS_URL names one (as in
+# docker-compose.yml), else memory of this process, right for one process (runserver, the tests).
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": _redis_url,
+                      "KEY_PREFIX": Q_CLUSTER["name"]} if _redis_url else
+          {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "galaxy-labeling"}}
+
+
+def _client_ip_header() -> str:
+    name = (env_str("GALAXY_CLIENT_IP_HEADER") or "X-Forwarded-For").strip()
+    if not re.fullmatch(r"[A-Za-z0-9-]+", name):
+        raise ImproperlyConfigured(f"GALAXY_CLIENT_IP_HEADER={name!r} is not an HTTP header name: name the header "
+                                   "your proxy sets, e.g. X-Forwarded-For")
+    return name
+
+
+# Volunteers classify anonymously, so a script could open a fresh session per request. Answers are taken only for a
+# galaxy offered to that session or user, once, within this many seconds of the offer (an abandoned tab's offer dies).
+GALAXY_CLASSIFY_OFFER_TTL = env_int("GALAXY_CLASSIFY_OFFER_TTL", 4 * 3600, minimum=60)
+# Rates of the classify endpoints (see docs/deployment.md, "Volunteers' limits"). A person takes 5-60 s per galaxy:
+# 10 answers a minute lets the quickest keep up 6 s each. A classroom behind one address shares the address's rates.
+# Offers (the next galaxy) come once per answer plus page loads, hence about twice to three times as many.
+GALAXY_CLASSIFY_SUBMITS_PER_VOLUNTEER = env_rates("GALAXY_CLASSIFY_SUBMITS_PER_VOLUNTEER", "10/minute")
+GALAXY_CLASSIFY_SUBMITS_PER_ADDRESS = env_rates("GALAXY_CLASSIFY_SUBMITS_PER_ADDRESS", "60/minute,600/hour")
+GALAXY_CLASSIFY_OFFERS_PER_VOLUNTEER = env_rates("GALAXY_CLASSIFY_OFFERS_PER_VOLUNTEER", "30/minute")
+GALAXY_CLASSIFY_OFFERS_PER_ADDRESS = env_rates("GALAXY_CLASSIFY_OFFERS_PER_ADDRESS", "120/minute,1200/hour")
+# A client's address for those limits: REMOTE_ADDR, unless this many proxies of our own stand in front; then the
+# address the outermost of them saw, read from the right of the header they append to (never what a client sent).
+GALAXY_TRUSTED_PROXY_COUNT = env_int("GALAXY_TRUSTED_PROXY_COUNT", 0, minimum=0)
+GALAXY_CLIENT_IP_HEADER = _client_ip_header()
 
 LOGGING = {
     "version": 1,

@@ -64,6 +64,7 @@ class Page:
     ok: int | dict[str, int] = 200  # a dict where roles get different answers (role -> status)
     body: Body | None = None
     json: bool = False
+    offered: bool = False  # the classify page takes answers only for the galaxy it offered: the body's galaxy is that
 
 
 def at(name: str, *args: Callable[[Site], object] | str, query: str = "") -> Callable[[Site], str]:
@@ -133,8 +134,8 @@ PAGES: dict[tuple[str, str], Page] = {
     ("classify-page", "GET"): Page(EVERYONE, at("classify-page", dataset)),
     ("classify-next", "GET"): Page(EVERYONE, at("classify-next", dataset)),
     ("classify-image", "GET"): Page(EVERYONE, at("classify-image", dataset, galaxy)),
-    ("classify-submit", "POST"): Page(EVERYONE, at("classify-submit", dataset), ok=201, json=True,
-                                      body=lambda site, role: {"galaxy": site.galaxy(4), "answers": SMOOTH_ROUND}),
+    ("classify-submit", "POST"): Page(EVERYONE, at("classify-submit", dataset), ok=201, json=True, offered=True,
+                                      body=lambda site, role: {"answers": SMOOTH_ROUND}),
     ("volunteer-list", "GET"): Page(ADMIN, at("volunteer-list")),
     # Nobody by that key classified in this world: back to the page, whose message says so.
     ("volunteer-exclude", "POST"): Page(ADMIN, at("volunteer-exclude"), ok=302,
@@ -193,6 +194,9 @@ def request(site: Site, role: str, method: str, page: Page, *, with_token: bool 
     if method == "GET":
         return client.get(path)
     body = page.body(site, role)
+    if page.offered:
+        client.get(reverse("classify-page", args=[dataset(site)]))
+        body["galaxy"] = client.get(reverse("classify-next", args=[dataset(site)])).json()["galaxy"]["id"]
     if page.json:
         return client.post(path, as_json(body), content_type="application/json", **(header if with_token else {}))
     if with_token:
