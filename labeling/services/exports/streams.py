@@ -45,12 +45,14 @@ def _cluster_rows(dataset: Dataset) -> Iterator[dict]:
 def _prediction_rows(dataset: Dataset) -> Iterator[dict]:
     rows = (Prediction.objects.filter(galaxy__dataset=dataset).order_by("classifier_id", "galaxy_id")
             .values_list("galaxy_id", "galaxy__external_id", "classifier__schema__name",
-                         "classifier__feature_set__model_version__name", "classifier_id", "label_class__key",
-                         "probability", "probabilities"))
-    for galaxy_id, external_id, schema, version, classifier, key, probability, probabilities in rows.iterator(CHUNK):
-        yield {"galaxy_id": galaxy_id, "external_id": external_id, "schema": schema, "model_version": version,
-               "classifier": classifier, "label": key, "probability": round(probability, 5),
-               "probabilities": probabilities}
+                         "classifier__feature_set__model_version__name", "classifier__name", "classifier_id",
+                         "label_class__key", "probability", "probabilities"))
+    for galaxy_id, external_id, schema, version, outside, classifier, key, probability, probabilities in \
+            rows.iterator(CHUNK):
+        # An outside model's imported predictions have no feature set here: they are named by the model.
+        yield {"galaxy_id": galaxy_id, "external_id": external_id, "schema": schema,
+               "model_version": version or outside, "classifier": classifier, "label": key,
+               "probability": round(probability, 5), "probabilities": probabilities}
 
 
 # The exports whose columns are the same for every dataset.
