@@ -71,7 +71,8 @@ class ImportStartSerializer(serializers.Serializer):
     kind = serializers.ChoiceField(choices=[(kind.value, kind.label) for kind in IMPORT_FORMATS])
     path = serializers.CharField(max_length=1000, help_text="The file or folder, relative to GALAXY_IMPORT_ROOT.")
     format = serializers.CharField(max_length=40, help_text="import_galaxies: folder, galaxy10-h5 or gz-examples; "
-                                                            "import_votes: gz2-table, gz2-kaggle or gz-decals.")
+                                                            "import_votes: gz2-table, gz2-kaggle, gz-decals or "
+                                                            "panoptes.")
     dataset_name = serializers.CharField(max_length=200, help_text="The dataset; created when missing.")
     labels = serializers.CharField(max_length=1000, required=False, allow_blank=True, default="",
                                    help_text="import_galaxies: the CSV, when it is not labels.csv in the folder.")
@@ -80,6 +81,17 @@ class ImportStartSerializer(serializers.Serializer):
                                              "dataset; galaxy10-h5: galaxy10).")
     skip_bad = serializers.BooleanField(required=False, default=False,
                                         help_text="Import the good rows and list the bad ones, instead of failing.")
+    mapping = serializers.CharField(max_length=1000, required=False, allow_blank=True, default="",
+                                    help_text="import_votes, format panoptes: gz_decals, gz2 or a mapping file "
+                                              "relative to GALAXY_IMPORT_ROOT (which task and answer is which).")
+    workflow_id = serializers.IntegerField(required=False, allow_null=True, default=None,
+                                           help_text="format panoptes: the workflow to import (default: the "
+                                                     "mapping's).")
+    workflow_versions = serializers.ListField(child=serializers.CharField(max_length=40), required=False,
+                                              default=list, help_text="format panoptes: versions to import, e.g. "
+                                                                      "66 (every 66.x) or 66.425.")
+    subject_keys = serializers.ListField(child=serializers.CharField(max_length=100), required=False, default=list,
+                                         help_text="format panoptes: subject_data keys naming the galaxy.")
 
 
 def _start(data: dict, user) -> Job:
@@ -129,9 +141,10 @@ class JobViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
         start.is_valid(raise_exception=True)
         data = start.validated_data
         try:
+            panoptes = {name: data[name] for name in ("mapping", "workflow_id", "workflow_versions", "subject_keys")}
             job = import_job_start(kind=data["kind"], path=data["path"], fmt=data["format"],
                                    dataset_name=data["dataset_name"], labels=data["labels"], schema=data["schema"],
-                                   skip_bad=data["skip_bad"], user=request.user)
+                                   skip_bad=data["skip_bad"], panoptes=panoptes, user=request.user)
         except JobConflict:
             raise  # a 409, from labeling/api/errors.py
         except ImportArgumentError as error:

@@ -21,8 +21,9 @@ from labeling.services.imports.common import dataset_name_checked, path_inside
 from labeling.services.imports.reports import ImportFailed, ImportReport
 from labeling.services.jobs.lifecycle import JobCancelled, JobReporter, job_create
 
+PANOPTES = "panoptes"  # a Zooniverse classification export (labeling/services/imports/panoptes.py)
 IMPORT_FORMATS = {Job.Kind.IMPORT_GALAXIES: sorted(galaxies.FORMATS),
-                  Job.Kind.IMPORT_VOTES: list(votes.FORMATS)}
+                  Job.Kind.IMPORT_VOTES: [*votes.FORMATS, PANOPTES]}
 # The files the Jobs page offers: what the importers read, a folder of images, an HDF5 file or a (gzipped) CSV.
 SOURCE_SUFFIXES = (".csv", ".csv.gz", ".h5", ".hdf5")
 SOURCES_LISTED = 500
@@ -73,12 +74,16 @@ def import_sources(limit: int = SOURCES_LISTED) -> list[str]:
 
 
 def import_job_start(*, kind: str, path: str, fmt: str, dataset_name: str, labels: str = "", schema: str = "",
-                     skip_bad: bool = False, user=None) -> Job:
+                     skip_bad: bool = False, panoptes: dict | None = None, user=None) -> Job:
     """Queue an import of the file or folder ``path`` (relative to GALAXY_IMPORT_ROOT) into ``dataset_name``.
+    ``panoptes`` (format "panoptes" only): ``mapping`` (a shipped mapping's name, or a file under
+    GALAXY_IMPORT_ROOT), and optionally ``workflow_id``, ``workflow_versions`` and ``subject_keys``, as the command's
+    options.
 
     Raises:
-        ImportArgumentError: for a kind or format the importers do not know, a bad dataset name, or a path outside
-            the import folder (see import_source). JobConflict: when the same import is queued or running.
+        ImportArgumentError: for a kind or format the importers do not know, a bad dataset name, a path outside the
+            import folder (see import_source), a Panoptes export without its mapping, or Panoptes options given for
+            another format. JobConflict: when the same import is queued or running.
     """
     if kind not in IMPORT_FORMATS:
         raise ImportArgumentError("kind", f"{kind!r} is not an import")
@@ -91,8 +96,43 @@ def import_job_start(*, kind: str, path: str, fmt: str, dataset_name: str, label
     arguments = {"path": path, "format": fmt, "dataset_name": dataset_name, "skip_bad": bool(skip_bad)}
     if kind == Job.Kind.IMPORT_GALAXIES:
         arguments.update(labels=labels, schema=schema)
+    if fmt == PANOPTES:
+        arguments["panoptes"] = _panoptes_arguments(panoptes or {})
+    elif panoptes and any(panoptes.values()):
+        raise ImportArgumentError("mapping", f"only for the format {PANOPTES!r}")
     return job_create(kind=kind, arguments=arguments, dataset=Dataset.objects.filter(name=dataset_name).first(),
                       user=user)
+
+
+def _panoptes_arguments(given: dict) -> dict:
+    """A Panoptes import's options, checked: the mapping is a shipped one's name or a file under the import folder
+    (never any other file of the server)."""
+    from labeling.services.imports.panoptes_mapping import SHIPPED_MAPPINGS_DIR
+
+    mapping = (given.get("mapping") or "").strip()
+    if not mapping:
+        shipped = ", ".join(sorted(p.stem for p in SHIPPED_MAPPINGS_DIR.glob("*.json")))
+        raise ImportArgumentError("mapping", f"a Panoptes export needs its mapping: {shipped} or a file under "
+                                             "the import folder")
+    if not (SHIPPED_MAPPINGS_DIR / f"{mapping}.json").is_file() or "/" in mapping:
+        import_source(mapping, field="mapping")
+    return {"mapping": mapping, "workflow_id": given.get("workflow_id"),
+            "workflow_versions": [str(v) for v in given.get("workflow_versions") or []],
+            "subject_keys": [str(k) for k in given.get("subject_keys") or []]}
+
+
+def _panoptes_run(arguments: dict, path: Path, progress) -> ImportReport:
+    from labeling.services.imports.panoptes import panoptes_import
+    from labeling.services.imports.panoptes_mapping import SHIPPED_MAPPINGS_DIR
+
+    options = arguments["panoptes"]
+    mapping = options["mapping"]
+    if not (SHIPPED_MAPPINGS_DIR / f"{mapping}.json").is_file() or "/" in mapping:
+        mapping = import_source(mapping, field="mapping")  # checked again: the folder may have changed
+    return panoptes_import(dataset_name=arguments["dataset_name"], path=path, mapping=mapping,
+                           workflow_id=options["workflow_id"], workflow_versions=tuple(options["workflow_versions"]),
+                           subject_keys=tuple(options["subject_keys"]), skip_bad=arguments["skip_bad"],
+                           progress=progress)
 
 
 def import_dataset_name(name: str) -> str:
@@ -117,6 +157,8 @@ def import_job_run(job: Job, reporter: JobReporter) -> dict:
             report = galaxies.galaxies_import(
                 dataset_name=arguments["dataset_name"], fmt=arguments["format"], path=path, labels_csv=labels,
                 schema_name=arguments.get("schema") or None, skip_bad=arguments["skip_bad"], progress=progress)
+        elif arguments["format"] == PANOPTES:
+            report = _panoptes_run(arguments, path, progress)
         else:
             report = votes.votes_import(dataset_name=arguments["dataset_name"], fmt=arguments["format"],
                                         path=path, skip_bad=arguments["skip_bad"], progress=progress)

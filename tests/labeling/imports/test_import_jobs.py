@@ -234,3 +234,37 @@ def test_a_bad_api_import_is_a_400_naming_the_field_and_queues_nothing(as_admin,
     response = as_admin.post(reverse("api-job-import"), body, content_type="application/json")
     assert response.status_code == 400 and says in response.json()[field][0], response.json()
     assert not Job.objects.exists()
+
+
+def test_a_script_imports_a_panoptes_export_over_the_api_with_a_shipped_mapping(
+        as_admin, import_root, django_capture_on_commit_callbacks):
+    import shutil
+
+    from tests.labeling.panoptes_helpers import GZD5, GZD5_GALAXIES, make_dataset
+
+    make_dataset("GZD-5", GZD5_GALAXIES)
+    shutil.copy(GZD5, import_root / "classifications.csv")
+    body = {"kind": "import_votes", "path": "classifications.csv", "format": "panoptes", "dataset_name": "GZD-5",
+            "mapping": "gz_decals", "workflow_versions": ["66"]}
+    with django_capture_on_commit_callbacks(execute=True):
+        started = as_admin.post(reverse("api-job-import"), body, content_type="application/json")
+    assert started.status_code == 201, started.json()
+    job = as_admin.get(reverse("api-job-detail", args=[started.json()["id"]])).json()
+    assert job["status"] == "succeeded" and job["result"]["created"] == 8, job
+    assert "8 classifications imported" in job["result"]["summary"]
+
+
+@pytest.mark.parametrize("change, says", [
+    ({"mapping": ""}, "a Panoptes export needs its mapping: gz2, gz_decals"),
+    ({"mapping": "/etc/hostname"}, "/etc/hostname"),  # any file of the server: refused, only the import folder's
+    ({"mapping": "../mapping.json"}, "points outside the folder"),
+    ({"format": "gz2-table", "mapping": "gz_decals"}, "only for the format 'panoptes'"),
+])
+def test_a_panoptes_import_over_the_api_needs_a_mapping_from_the_shipped_ones_or_the_import_folder(
+        as_admin, import_root, change, says):
+    (import_root / "classifications.csv").write_text("classification_id\n")
+    body = {"kind": "import_votes", "path": "classifications.csv", "format": "panoptes", "dataset_name": "D",
+            **change}
+    response = as_admin.post(reverse("api-job-import"), body, content_type="application/json")
+    assert response.status_code == 400 and says in response.json()["mapping"][0], response.json()
+    assert not Job.objects.exists()
