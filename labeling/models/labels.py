@@ -39,6 +39,10 @@ class LabelClass(models.Model):
         return self.name
 
 
+def default_fractions() -> list[str]:
+    return ["raw"]
+
+
 class ConsensusRule(models.Model):
     """How a decision tree's vote fractions map to a schema's class (see mlcore.votes.tree.consensus)."""
 
@@ -52,6 +56,11 @@ class ConsensusRule(models.Model):
         help_text='{"class key": [{"question": "q", "answers": ["a"], "threshold": 0.6}, ...], ...}'
     )
     uncertain_class_key = models.CharField(max_length=100, default="uncertain")
+    fractions = models.JSONField(
+        default=default_fractions,
+        help_text='Kinds of vote fractions the rule reads, in fallback order: "debiased", "weighted", "raw". '
+                  "A question lacking one falls back to the next; raw fractions are always the last resort.",
+    )
 
     class Meta:
         ordering = ["schema", "name"]
@@ -70,6 +79,8 @@ class ConsensusLabel(models.Model):
     label_class = models.ForeignKey(LabelClass, on_delete=models.CASCADE, related_name="consensus_labels")
     agreement = models.FloatField(help_text="The weakest vote fraction along the matched class's path.")
     n_votes = models.PositiveIntegerField()
+    fractions_used = models.CharField(max_length=40, default="raw", help_text="The kinds of fractions that "
+                                      "decided, the first question's first: 'debiased', or 'debiased, raw'.")
     computed_at = models.DateTimeField(default=timezone.now)
 
     class Meta:

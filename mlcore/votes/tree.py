@@ -261,6 +261,7 @@ def consensus(
     default_threshold: float = 0.6,
     min_votes: int = 10,
     uncertain: str = "uncertain",
+    fractions_by_kinds: Mapping[tuple[str, ...], Mapping[str, Mapping[str, float]]] | None = None,
 ) -> Consensus:
     """Map one galaxy's vote fractions to a class by thresholds along the tree.
 
@@ -274,6 +275,8 @@ def consensus(
         default_threshold: used by conditions without their own.
         min_votes: below this many volunteers on the root question, no class at all (class_key None).
         uncertain: the class key returned when no class matches.
+        fractions_by_kinds: for conditions that name their own kinds of fractions ({"fractions": ["raw"]}):
+            that tuple of kinds -> question key -> answer key -> fraction (see mlcore.votes.fractions).
 
     Returns:
         The matching class with the highest agreement (the weakest summed fraction along its path), or the
@@ -288,7 +291,12 @@ def consensus(
         matched = True
         for condition in class_conditions:
             question = condition["question"]
-            shares = fractions.get(question) or {}
+            own = condition.get("fractions")
+            if own and fractions_by_kinds is not None:
+                kinds = (own,) if isinstance(own, str) else tuple(own)
+                shares = fractions_by_kinds.get(kinds, {}).get(question) or {}
+            else:
+                shares = fractions.get(question) or {}
             value = sum(shares.get(answer, 0.0) for answer in condition["answers"])
             agreement = min(agreement, value)
             needed_votes = condition.get("min_votes")

@@ -8,6 +8,7 @@ from django.utils.text import slugify
 
 from labeling.models import ConsensusRule, LabelClass, LabelSchema
 from labeling.services.votes.trees import TreeDefinitionError, tree_get_or_load_shipped
+from mlcore.votes.fractions import check_kinds
 
 SHIPPED_SCHEMAS_DIR = Path(__file__).resolve().parents[2] / "trees" / "schemas"
 
@@ -31,6 +32,14 @@ def read_schema_file(path: Path) -> dict:
 def _check_rule(definition: dict, rule: dict, class_keys: set[str], tree) -> None:
     questions = {q.key: {a.key for a in q.answers.all()} for q in tree.questions.prefetch_related("answers")}
     where = f"schema {definition['name']!r}, rule {rule.get('name')!r}"
+    try:
+        check_kinds(rule.get("fractions", ["raw"]))
+        for conditions in rule.get("conditions", {}).values():
+            for condition in conditions:
+                if condition.get("fractions"):
+                    check_kinds(condition["fractions"])
+    except ValueError as exc:
+        raise SchemaDefinitionError(f"{where}: {exc}") from None
     uncertain = rule.get("uncertain_class", "uncertain")
     if uncertain not in class_keys:
         raise SchemaDefinitionError(f"{where}: the uncertain class {uncertain!r} is not one of the schema's classes")
@@ -82,6 +91,7 @@ def schema_load(*, definition: dict) -> LabelSchema:
                 "min_votes": raw_rule.get("min_votes", 10),
                 "conditions": raw_rule["conditions"],
                 "uncertain_class_key": raw_rule.get("uncertain_class", "uncertain"),
+                "fractions": list(check_kinds(raw_rule.get("fractions", ["raw"]))),
             },
         )
     return schema

@@ -85,3 +85,68 @@ def test_the_source_with_more_volunteers_decides(rule):
               source=VoteSummary.Source.AGGREGATED)
     consensus_compute(rule=rule)
     assert ConsensusLabel.objects.get(galaxy=galaxy).label_class.key == "elliptical"
+
+
+# Which fractions decide -------------------------------------------------------------------------------------------
+
+def publish(galaxy, question_key, suffix, values):
+    summary = VoteSummary.objects.get(galaxy=galaxy, question__key=question_key)
+    summary.extra = {**summary.extra, suffix: values}
+    summary.save()
+
+
+def test_published_debiased_fractions_decide_over_raw_ones_and_the_label_says_so(rule):
+    # objid 8647474690313683572 of the Stripe 82 table: raw smooth 0.706, debiased smooth 0.125 / features 0.965.
+    galaxy = make_galaxies(1)[0]
+    put_votes(galaxy, rule.tree, {"t01_smooth_or_features": {"a01_smooth": 12, "a02_features_or_disk": 5},
+                                  "t02_edgeon": {"a05_no": 5}, "t04_spiral": {"a08_spiral": 1, "a09_no_spiral": 4}})
+    publish(galaxy, "t01_smooth_or_features", "debiased",
+            {"a01_smooth": 0.125, "a02_features_or_disk": 0.965, "a03_star_or_artifact": 0.0})
+    publish(galaxy, "t02_edgeon", "debiased", {"a04_yes": 0.0, "a05_no": 1.0})
+    publish(galaxy, "t04_spiral", "debiased", {"a08_spiral": 0.2, "a09_no_spiral": 0.8})
+
+    consensus_compute(rule=rule)
+
+    label = ConsensusLabel.objects.get(galaxy=galaxy)
+    assert (label.label_class.key, label.fractions_used) == ("lenticular", "debiased")
+    assert label.agreement == pytest.approx(0.8)
+
+
+def test_a_rule_that_asks_for_raw_fractions_ignores_the_debiased_ones(rule):
+    galaxy = make_galaxies(1)[0]
+    put_votes(galaxy, rule.tree, {"t01_smooth_or_features": {"a01_smooth": 12, "a02_features_or_disk": 5}})
+    publish(galaxy, "t01_smooth_or_features", "debiased", {"a01_smooth": 0.125, "a02_features_or_disk": 0.965})
+    rule.fractions = ["raw"]
+    rule.save()
+
+    consensus_compute(rule=rule)
+
+    label = ConsensusLabel.objects.get(galaxy=galaxy)
+    assert (label.label_class.key, label.fractions_used) == ("elliptical", "raw")
+
+
+def test_aggregated_votes_without_debiased_fractions_fall_back_to_weighted_then_raw(rule):
+    weighted, plain = make_galaxies(2)
+    for galaxy in (weighted, plain):
+        put_votes(galaxy, rule.tree, {"t01_smooth_or_features": {"a01_smooth": 11, "a02_features_or_disk": 9}},
+                  source=VoteSummary.Source.AGGREGATED)
+    publish(weighted, "t01_smooth_or_features", "weighted_fraction",
+            {"a01_smooth": 0.75, "a02_features_or_disk": 0.25, "a03_star_or_artifact": 0.0})
+
+    consensus_compute(rule=rule)
+
+    labels = {label.galaxy: label for label in ConsensusLabel.objects.all()}
+    assert (labels[weighted].label_class.key, labels[weighted].fractions_used) == ("elliptical", "weighted")
+    assert (labels[plain].label_class.key, labels[plain].fractions_used) == ("uncertain", "raw")
+
+
+def test_a_question_without_debiased_fractions_is_named_as_a_fallback(rule):
+    galaxy = make_galaxies(1)[0]
+    put_votes(galaxy, rule.tree, {"t01_smooth_or_features": {"a02_features_or_disk": 20},
+                                  "t02_edgeon": {"a05_no": 20}, "t04_spiral": {"a08_spiral": 18, "a09_no_spiral": 2}})
+    publish(galaxy, "t01_smooth_or_features", "debiased", {"a01_smooth": 0.0, "a02_features_or_disk": 1.0})
+
+    consensus_compute(rule=rule)
+
+    label = ConsensusLabel.objects.get(galaxy=galaxy)
+    assert (label.label_class.key, label.fractions_used) == ("spiral", "debiased, raw")

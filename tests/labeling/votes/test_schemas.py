@@ -61,3 +61,17 @@ def test_ensure_classes_adds_new_labels_in_natural_order_and_keeps_old_ones():
     schema = schema_ensure_classes(name="my-labels", classes={"10": "ten", "2": "two"})
     schema_ensure_classes(name="my-labels", classes={"1": "one", "2": "other name"})
     assert list(schema.classes.values_list("key", "name")) == [("2", "two"), ("10", "ten"), ("1", "one")]
+
+
+def test_it_refuses_a_rule_that_names_an_unknown_kind_of_fractions():
+    definition = {"name": "odd-fractions", "classes": [{"key": "smooth"}, {"key": "uncertain"}],
+                  "rules": [{"name": "r", "tree": "gz2", "fractions": ["debiased", "published"], "conditions": {
+                      "smooth": [{"question": "t01_smooth_or_features", "answers": ["a01_smooth"]}]}}]}
+    with pytest.raises(SchemaDefinitionError, match="unknown kind of fractions 'published'"):
+        schema_load(definition=definition)
+
+
+def test_the_shipped_gz2_and_decals_rules_read_debiased_fractions_first():
+    schema = schema_get_or_load_shipped(name="broad-morphology")
+    assert {rule.name: rule.fractions for rule in schema.rules.all()} == {
+        "gz2-thresholds": ["debiased", "weighted", "raw"], "gz-decals-thresholds": ["debiased", "weighted", "raw"]}
