@@ -60,7 +60,7 @@ class ConsensusLabelSerializer(serializers.ModelSerializer):
     class Meta:
         model = ConsensusLabel
         fields = ["id", "galaxy", "external_id", "schema", "label_class", "rule", "tree", "agreement", "n_votes",
-                  "computed_at"]
+                  "fractions_used", "computed_at"]
 
 
 class SchemaViewSet(viewsets.ReadOnlyModelViewSet):

@@ -18,7 +18,7 @@ from labeling.selectors.expert_majority import majority_class
 
 CHUNK = 5000
 LABEL_COLUMNS = ["galaxy_id", "external_id", "schema", "kind", "label", "label_name", "source", "who", "when",
-                 "rule", "agreement", "n_votes", "note"]
+                 "rule", "agreement", "n_votes", "note", "fractions"]
 EXPERT, CONSENSUS, RESOLUTION = 0, 1, 2  # the order of a galaxy's rows; the final one comes last
 EXPERT_RULE = "majority of the experts' current labels, the latest breaking ties"
 
@@ -35,7 +35,7 @@ def label_rows(dataset: Dataset) -> Iterator[dict]:
         "provenance", "expert__username", "created_at", "note")
     consensus = _sorted_by_galaxy(
         ConsensusLabel.objects.filter(galaxy__dataset=dataset).order_by("galaxy_id", "schema_id"),
-        "rule__name", "rule__tree__name", "agreement", "n_votes", "computed_at")
+        "rule__name", "rule__tree__name", "agreement", "n_votes", "computed_at", "fractions_used")
     resolutions = _sorted_by_galaxy(
         LabelResolution.objects.filter(galaxy__dataset=dataset).order_by("galaxy_id", "schema_id"),
         "resolved_by__username", "resolved_at", "note")
@@ -65,11 +65,11 @@ def _rows(rows: Iterator[tuple], kind: int, as_row) -> Iterator[tuple]:
 
 
 def _row(values: tuple, kind: str, source: str, who: str, when: str, rule="", agreement="", n_votes="",
-         note="") -> dict:
+         note="", fractions="") -> dict:
     galaxy_id, _, external_id, schema, key, name, *_ = values
     return {"galaxy_id": galaxy_id, "external_id": external_id, "schema": schema, "kind": kind, "label": key,
             "label_name": name, "source": source, "who": who, "when": when, "rule": rule, "agreement": agreement,
-            "n_votes": n_votes, "note": note}
+            "n_votes": n_votes, "note": note, "fractions": fractions}
 
 
 def _expert(values: tuple) -> dict:
@@ -78,8 +78,10 @@ def _expert(values: tuple) -> dict:
 
 
 def _consensus(values: tuple) -> dict:
-    rule, tree, agreement, n_votes, when = values[6:]
-    return _row(values, "consensus", f"volunteers ({tree})", "", when.isoformat(), rule, round(agreement, 4), n_votes)
+    rule, tree, agreement, n_votes, when, fractions = values[6:]
+    # Which vote fractions decided (debiased, weighted, raw): a debiased class and a raw one are different claims.
+    return _row(values, "consensus", f"volunteers ({tree})", "", when.isoformat(), rule, round(agreement, 4), n_votes,
+                fractions=fractions)
 
 
 def _resolution(values: tuple) -> dict:
@@ -99,6 +101,6 @@ def _final(given: dict[int, list[dict]], uncertain) -> dict | None:
         # An imported label has no expert: its provenance ("imported from labels.csv") says who gave it.
         who = ", ".join(dict.fromkeys(row["who"] or row["source"] for row in agreeing))
         return {**latest, "kind": "final", "source": "experts", "who": who, "rule": EXPERT_RULE,
-                "agreement": round(len(agreeing) / len(labels), 4), "n_votes": len(labels)}
+                "agreement": round(len(agreeing) / len(labels), 4), "n_votes": len(labels), "fractions": ""}
     consensus = given[CONSENSUS][0]
     return None if consensus["label"] in uncertain else {**consensus, "kind": "final"}

@@ -65,7 +65,7 @@ def test_each_galaxy_gets_one_final_label_from_the_most_trusted_source(galaxy10,
     assert rows["g0"] | {"when": None} == {
         "galaxy_id": g[0].pk, "external_id": "g0", "schema": "galaxy10", "kind": "final", "label": "5",
         "label_name": "Barred Spiral", "source": "experts", "who": "imported from labels.csv, edwin", "when": None,
-        "rule": EXPERT_RULE, "agreement": 0.6667, "n_votes": 3, "note": ""}
+        "rule": EXPERT_RULE, "agreement": 0.6667, "n_votes": 3, "note": "", "fractions": ""}
     assert rows["g0"]["when"] == current.get(galaxy=g[0], expert=expert).created_at.isoformat()
     assert (rows["g1"]["label"], rows["g1"]["who"], rows["g1"]["agreement"]) == ("7", "vera", 0.5)
     assert {key: rows["g2"][key] for key in ("label", "source", "who", "rule", "note")} == {
