@@ -38,7 +38,7 @@ from labeling.services.learning.model_versions import model_version_get_or_creat
 from labeling.services.votes.aggregation import votes_aggregate
 from labeling.services.votes.classify import subjects_ensure
 from labeling.services.votes.consensus import consensus_compute
-from labeling.services.votes.schemas import schema_get_or_load_shipped
+from labeling.services.votes.schemas import SHIPPED_SCHEMAS_DIR, read_schema_file, schema_load
 from labeling.services.votes.trees import read_tree_file, shipped_tree_path, tree_load
 from mlcore.votes.simulated import simulate_walks
 from mlcore.votes.tree import parse_tree
@@ -193,8 +193,9 @@ def demo_load(*, progress: Callable | None = None, include_stripe82: bool = True
     report = DemoReport()
     # Reloaded every time, so a database made by an older version gets the shipped trees' help and examples.
     gz2, gz_decals = (tree_load(definition=read_tree_file(shipped_tree_path(name))) for name in ("gz2", "gz_decals"))
-    for name in ("galaxy10", "broad-morphology"):
-        schema_get_or_load_shipped(name=name)
+    # Reloaded too, so an older database's rules read the fractions the shipped ones name (debiased first).
+    for name in ("galaxy10", "broad-morphology", "gz2-t01-flags", "gz2-t02-flags"):
+        schema_load(definition=read_schema_file(SHIPPED_SCHEMAS_DIR / f"{name}.json"))
     for name, meta in DATASETS.items():
         dataset_get_or_create(name=name, **meta)
 
@@ -237,7 +238,8 @@ def demo_load(*, progress: Callable | None = None, include_stripe82: bool = True
         (GALAXY10, [("galaxy10", "gz-decals-thresholds"), ("broad-morphology", "gz-decals-thresholds")]),
         (SDSS_EXAMPLES, [("broad-morphology", "gz2-thresholds")]),
         (GZ2_EXAMPLES, [("broad-morphology", "gz2-thresholds")]),
-        (STRIPE82, [("broad-morphology", "gz2-thresholds")]),
+        (STRIPE82, [("broad-morphology", "gz2-thresholds"), ("gz2-t01-flags", "gz2-flags"),
+                    ("gz2-t02-flags", "gz2-flags")]),
     ]:
         if dataset_name not in datasets:
             continue
