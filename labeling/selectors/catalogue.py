@@ -180,10 +180,15 @@ class AnswerBar:
     count: int | None
     leading: bool = False
     help: str = ""
+    debiased: float | None = None  # published, or from debias_votes; shown beside the raw fraction
 
     @property
     def percent(self) -> float:
         return 100.0 * self.fraction
+
+    @property
+    def debiased_percent(self) -> float | None:
+        return None if self.debiased is None else 100.0 * self.debiased
 
 
 @dataclass
@@ -225,6 +230,13 @@ class GalaxyDetail:
     metadata: list[tuple[str, object]] = field(default_factory=list)
 
 
+def _number_or_none(value) -> float | None:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
 def votes_by_tree(galaxy: Galaxy) -> list[TreeVotes]:
     """The galaxy's vote breakdown per decision tree and source, questions in tree order: two queries."""
     return votes_by_tree_of([galaxy.pk]).get(galaxy.pk, [])
@@ -250,9 +262,12 @@ def votes_by_tree_of(galaxy_ids: list[int]) -> dict[int, list[TreeVotes]]:
             )
         fractions = summary.fractions or {}
         counts = summary.counts or {}
+        debiased = (summary.extra or {}).get("debiased")
+        debiased = debiased if isinstance(debiased, dict) and summary.total else {}
         bars = [
             AnswerBar(key=answer.key, text=answer.text, fraction=float(fractions.get(answer.key) or 0.0),
-                      count=counts.get(answer.key) if summary.counts is not None else None, help=answer.help_text)
+                      count=counts.get(answer.key) if summary.counts is not None else None, help=answer.help_text,
+                      debiased=_number_or_none(debiased.get(answer.key)))
             for answer in question.answers.all()
         ]
         if bars:
