@@ -45,11 +45,27 @@ def served_media(settings):
     settings.GALAXY_SERVE_FILES = True
 
 
+def _page(browser, live_server, *, bypass_csp: bool):
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, base_url=live_server.url,
+                                  bypass_csp=bypass_csp)
+    context.set_default_timeout(15_000)
+    return context, context.new_page()
+
+
 @pytest.fixture
 def page(browser, live_server, served_media):
-    context = browser.new_context(viewport={"width": 1280, "height": 900}, base_url=live_server.url)
-    context.set_default_timeout(15_000)
-    page = context.new_page()
+    """A page whose Content-Security-Policy is not enforced: Playwright's wait_for_function compiles its predicate
+    in the page when a first check fails, which a policy without 'unsafe-eval' refuses. The policy itself is proven
+    with ``strict_page`` (tests/browser/test_content_security_policy_in_chromium.py)."""
+    context, page = _page(browser, live_server, bypass_csp=True)
+    yield page
+    context.close()
+
+
+@pytest.fixture
+def strict_page(browser, live_server, served_media):
+    """A page as a visitor's browser has it: the Content-Security-Policy enforced."""
+    context, page = _page(browser, live_server, bypass_csp=False)
     yield page
     context.close()
 

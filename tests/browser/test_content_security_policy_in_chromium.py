@@ -85,7 +85,9 @@ def hover_charts(page) -> None:
             page.wait_for_timeout(150)
 
 
-def test_no_page_breaks_the_content_security_policy_for_an_admin_or_a_visitor(page, browser, live_server, world):
+def test_no_page_breaks_the_content_security_policy_for_an_admin_or_a_visitor(strict_page, browser, live_server,
+                                                                              world):
+    page = strict_page
     console: list[str] = []
     page.on("console", lambda message: console.append(message.text)
             if "Content Security Policy" in message.text else None)
@@ -118,8 +120,9 @@ def test_no_page_breaks_the_content_security_policy_for_an_admin_or_a_visitor(pa
     assert not found, "\n".join(f"{path}: {items}" for path, items in found.items())
 
 
-def test_the_policy_really_blocks_an_inline_script(page, live_server, admin_user):
+def test_the_policy_really_blocks_an_inline_script(strict_page, live_server, admin_user):
     """The listener above would report a violation: an inline script added to a page is refused and reported."""
+    page = strict_page
     page.add_init_script(LISTEN)
     page.goto(reverse("login"))
     page.evaluate("""() => { const s = document.createElement("script"); s.textContent = "window.ran = 1";
