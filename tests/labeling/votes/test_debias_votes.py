@@ -6,6 +6,7 @@ import io
 import numpy as np
 import pytest
 from django.core.management import CommandError, call_command
+from django.urls import reverse
 
 from labeling.models import ConsensusLabel, Question, VoteSummary
 from labeling.selectors.catalogue import votes_by_tree
@@ -61,7 +62,7 @@ def test_far_galaxies_get_their_features_back_and_the_rest_are_left_alone(faded)
     assert all("debiased" not in s.extra for s in summaries if not s.galaxy.metadata)
 
 
-def test_consensus_reads_the_debiased_fractions_and_the_galaxy_page_shows_both(faded, rule):
+def test_consensus_reads_the_debiased_fractions_and_the_galaxy_page_shows_both(faded, rule, client, expert):
     debias()
     consensus_compute(rule=rule)
     far = max(faded[:490], key=lambda g: g.metadata["redshift"])
@@ -69,6 +70,10 @@ def test_consensus_reads_the_debiased_fractions_and_the_galaxy_page_shows_both(f
     assert label.fractions_used == "debiased" and label.label_class.key != "elliptical"
     bars = {bar.key: bar for bar in votes_by_tree(far)[0].questions[0].answers}
     assert bars["a01_smooth"].fraction > 0.5 and bars["a01_smooth"].debiased < 0.5
+    client.force_login(expert)
+    html = client.get(reverse("galaxy-detail", args=[far.pk])).content.decode()
+    assert f'{round(100 * bars["a01_smooth"].debiased)}% debiased</span>' in html
+    assert "<td class=\"small\">debiased</td>" in html  # the consensus table's Fractions column
 
 
 def test_it_names_an_unknown_answer_or_question(faded):
