@@ -38,7 +38,8 @@ def test_swagger_ui_runs_a_request_with_the_session(page, live_server, admin_use
     assert requested_hosts and not elsewhere
 
 
-def test_redoc_renders_the_reference_and_its_outside_logo_is_blocked(page, live_server, admin_user):
+def test_redoc_renders_the_reference_and_its_outside_logo_is_blocked(strict_page, live_server, admin_user):
+    page = strict_page  # the policy enforced: it is what stops the logo
     refused = []
     page.on("requestfailed", lambda request: refused.append((request.url, request.failure)))
     loaded = []
