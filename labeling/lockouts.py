@@ -36,6 +36,21 @@ def lockout_address(request: HttpRequest) -> str | None:
         return None
 
 
+# A user name longer than any user's is cut to this before axes stores it (its column holds 255 characters, and
+# PostgreSQL refuses a longer value where SQLite keeps it): the login forms pass any length on to authenticate().
+USERNAME_KEPT = 150
+
+
+def lockout_username(request: HttpRequest, credentials: dict | None = None) -> str | None:
+    """The user name axes counts failures against (AXES_USERNAME_CALLABLE): as axes reads it (the credentials, else
+    the posted form), at most USERNAME_KEPT characters; no user name is longer, so no real one is merged."""
+    if credentials:
+        name = credentials.get("username")
+    else:
+        name = getattr(request, "data", request.POST).get("username")
+    return None if name is None else str(name)[:USERNAME_KEPT]
+
+
 def locked_until(request: HttpRequest, credentials: dict | None = None) -> datetime | None:
     """When the lock on this request's user name or address ends (the later of the two if both are locked), or
     None when neither is locked."""

@@ -189,6 +189,7 @@ AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
 AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
 # The client address by the rate limits' trusted-proxy rule (GALAXY_TRUSTED_PROXY_COUNT), never a client's header.
 AXES_CLIENT_IP_CALLABLE = "labeling.lockouts.lockout_address"
+AXES_USERNAME_CALLABLE = "labeling.lockouts.lockout_username"  # cut to a user name's length before it is stored
 AXES_LOCKOUT_CALLABLE = "labeling.lockouts.lockout_response"
 # No "AXES: BEGIN" line at the start of every manage.py command; failures and lockouts are still logged (WARNING).
 AXES_VERBOSE = False

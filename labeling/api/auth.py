@@ -2,9 +2,11 @@
 revoke it. Send it as the header "Authorization: Token <key>". Failed attempts count towards the sign-in lockouts of
 labeling/lockouts.py, the login page's too."""
 
+from django.contrib.auth import get_user_model
 from drf_spectacular.utils import extend_schema
-from rest_framework import status
+from rest_framework import serializers, status
 from rest_framework.authtoken.models import Token
+from rest_framework.authtoken.serializers import AuthTokenSerializer
 from rest_framework.authtoken.views import ObtainAuthToken
 from rest_framework.exceptions import Throttled, ValidationError
 from rest_framework.permissions import AllowAny, IsAuthenticated
@@ -13,10 +15,20 @@ from rest_framework.response import Response
 from labeling.lockouts import locked_until, lockout_message, seconds_until
 
 
+class BoundedTokenSerializer(AuthTokenSerializer):
+    """A user name no longer than any user's, refused (400) before authentication: every attempt is stored by the
+    lockouts (a 255-character column), and PostgreSQL refuses a longer value where SQLite silently keeps it."""
+
+    username = serializers.CharField(label="Username", write_only=True,
+                                     max_length=get_user_model()._meta.get_field("username").max_length)
+
+
 class TokenView(ObtainAuthToken):
     """POST: the token of the user whose credentials are given (anyone may ask; wrong credentials are a 400, and
     429 once the user or the address is locked out). DELETE: revoke the signed-in user's token; the next POST makes
     a new one."""
+
+    serializer_class = BoundedTokenSerializer
 
     def get_permissions(self):
         return [IsAuthenticated()] if self.request.method == "DELETE" else [AllowAny()]

@@ -219,3 +219,13 @@ def test_the_settings_default_to_five_failures_and_fifteen_minutes_and_read_the_
 def test_the_settings_refuse_zero_naming_the_variable(variable):
     process = _settings_process(**{variable: "0"})
     assert process.returncode != 0 and f"ImproperlyConfigured: {variable}=0" in process.stderr
+
+
+@pytest.mark.django_db
+def test_a_user_name_longer_than_any_users_is_a_400_naming_the_field_on_the_token_endpoint_and_the_login_page():
+    """Found by the API fuzzer on PostgreSQL: the attempt's 300-character name overflowed the lockouts' column."""
+    response = ask_token("x" * 300, "wrong")
+    assert response.status_code == 400 and "username" in response.json()
+    client, page = log_in("x" * 300, "wrong")
+    assert page.status_code == 200 and not signed_in(client)  # the form again, with its error
+    assert list(AccessAttempt.objects.values_list("username", flat=True)) == ["x" * 150]  # stored cut, not refused
