@@ -2,13 +2,13 @@
 // galaxies are always fetched and their images preloaded, so a label shows the next galaxy at once while the label's
 // POST goes out in the background through the outbox (label_outbox.js). Keys pressed while a galaxy is still on its
 // way wait, visibly, and are applied in order as the galaxies are shown (label_waiting.js). The image stage is
-// label_stage.js; this file holds the queue and the actions (label, skip, undo); label_views.js draws the panels,
-// label_keys.js the keys.
+// label_stage.js; label_queue.js fetches the queue; this file shows its galaxies and holds the actions (label, skip,
+// undo); label_views.js draws the panels, label_keys.js the keys.
 (function () {
   "use strict";
   const root = document.getElementById("label-app");
   if (!root || !window.LabelStage || !window.LabelOutbox || !window.LabelViews || !window.LabelKeys ||
-      !window.LabelWaiting) {
+      !window.LabelWaiting || !window.LabelQueue) {
     return;
   }
   const config = JSON.parse(document.getElementById("label-config").textContent);
@@ -106,116 +106,14 @@
     ui.remaining.textContent = state.remaining === null ? "–" : String(state.remaining);
   }
 
-  // --- The queue -------------------------------------------------------------------------------------------------
+  // --- The queue (label_queue.js fetches; this file shows) --------------------------------------------------------
 
-  function heldIds() {
-    const ids = state.upcoming.map((entry) => entry.id);
-    if (state.current) {
-      ids.push(state.current.id);
-    }
-    outbox.items().forEach((item) => { if (item.meta.entryId) { ids.push(item.meta.entryId); } });
-    return [...new Set(ids)];
-  }
-
-  function imageFor(entry) {
-    let promise = state.images.get(entry.id);
-    if (!promise) {
-      promise = new Promise((resolve, reject) => {
-        if (!entry.galaxy.image_url) {
-          reject(new Error("no image"));
-          return;
-        }
-        const image = new Image();
-        image.decoding = "async";
-        image.onload = () => resolve(image);
-        image.onerror = () => reject(new Error("the image did not load"));
-        image.src = entry.galaxy.image_url;
-      });
-      promise.catch(() => {});  // shown when the entry is
-      state.images.set(entry.id, promise);
-    }
-    return promise;
-  }
-
-  function wanted() {
-    return (state.current ? 0 : 1) + PREFETCH - state.upcoming.length;
-  }
-
-  function later(delay) {
-    if (!state.retryTimer) {
-      state.retryTimer = window.setTimeout(() => { state.retryTimer = null; fetchMore(); }, delay);
-    }
-  }
-
-  async function fetchMore() {
-    const count = wanted();
-    if (state.fetching || count <= 0) {
-      return;
-    }
-    state.fetching = true;
-    const params = new URLSearchParams({ dataset: config.dataset.id, schema: config.schema.name, count });
-    const exclude = heldIds();
-    if (exclude.length) {
-      params.set("exclude", exclude.join(","));
-    }
-    let answer = null;
-    try {
-      const response = await fetch(`${config.urls.next}?${params}`, {
-        credentials: "same-origin", headers: { Accept: "application/json" },
-      });
-      answer = { status: response.status, data: await response.json().catch(() => null) };
-    } catch (error) {
-      answer = null;
-    }
-    state.fetching = false;
-    if (!answer || answer.status >= 500 || !answer.data) {
-      say("Could not reach the server for the next galaxies; trying again.");
-      later(3000);
-      return;
-    }
-    if (answer.status >= 400) {
-      const message = window.GalaxyApi.errorText(answer.status, answer.data);
-      say(`The queue could not be loaded: ${message}`);
-      if (!state.current) {
-        showEmpty(`The queue could not be loaded: ${message}`);
-        queueEnded("the queue could not be loaded");
-      }
-      return;
-    }
-    const data = answer.data;
-    if (outbox.counts().waitingLabels === 0 && typeof data.labelled_today === "number") {
-      state.today = data.labelled_today;
-    }
-    state.remaining = typeof data.remaining === "number" ? data.remaining : state.remaining;
-    showCounts();
-    const held = new Set(heldIds());
-    const fresh = (data.entries || []).filter((entry) => !held.has(entry.id) && !state.done.has(entry.id));
-    fresh.forEach((entry) => { state.upcoming.push(entry); imageFor(entry); });
-    if (fresh.length && ui.status.textContent.startsWith("Building")) {
-      say("");  // the build has finished: its notice no longer holds
-    }
-    if (!state.current && state.upcoming.length) {
-      show(state.upcoming.shift());
-    }
-    if (!(data.entries || []).length) {
-      if (data.building) {
-        if (!state.current) {
-          showEmpty("Building your queue… the next galaxies are being chosen.");
-        }
-        say("Building your queue; checking again every 2 seconds.");
-        if (!state.current) {
-          queueEnded("your queue is being built");
-        }
-        later(2000);
-      } else if (!state.current) {
-        showEmpty(data.message || "Your queue is empty.");
-        say(data.message || "Your queue is empty.");
-        queueEnded("your queue is empty");
-      }
-    } else if (fresh.length && wanted() > 0) {
-      fetchMore();  // the expert labelled while this request was out
-    }
-  }
+  const queue = new window.LabelQueue.QueueLoader({
+    config, state, outbox, prefetch: PREFETCH,
+    page: { say, showCounts, show, showEmpty, queueEnded, statusText: () => ui.status.textContent },
+  });
+  const fetchMore = () => queue.fetchMore();
+  const imageFor = (entry) => queue.imageFor(entry);
 
   function showEmpty(text) {
     ui.emptyText.textContent = text;
