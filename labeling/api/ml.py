@@ -21,11 +21,23 @@ class ModelVersionSerializer(serializers.ModelSerializer):
         many=True, read_only=True, help_text="The datasets (by id) whose active version this is: each dataset has "
                                              "its own, so a version may serve several or none.")
 
+    backbone = serializers.CharField(allow_null=True, help_text="The network; null for imported features (an "
+                                                                "outside model's, known by its vectors alone).")
+    image_size = serializers.IntegerField(allow_null=True, help_text="Input pixels per side; null for imported "
+                                                                     "features.")
+
     class Meta:
         model = ModelVersion
         fields = ["id", "name", "backbone", "weights", "checkpoint_sha256", "seed", "image_size", "feature_dim",
                   "parent", "status", "active_for", "method", "trained_on", "schema", "metrics", "training",
                   "hyperparameters", "error", "created_at"]
+
+    def to_representation(self, instance):
+        data = super().to_representation(instance)
+        if instance.is_imported:
+            # The columns hold their defaults (resnet18, 224), which describe no network this version ever ran.
+            data["backbone"] = data["image_size"] = None
+        return data
 
 
 class ClusteringSerializer(serializers.ModelSerializer):

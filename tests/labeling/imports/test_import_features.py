@@ -83,6 +83,26 @@ def test_an_npy_array_with_its_ids_becomes_a_named_feature_set(galaxies, tmp_pat
     np.testing.assert_allclose(stored(feature_set, galaxies), grouped_vectors(), rtol=1e-3, atol=1e-3)
 
 
+def test_the_api_gives_an_imported_model_no_network_or_image_size(galaxies, tmp_path, client, admin_user):
+    version = FeatureSet.objects.get(pk=imported_npy(tmp_path).feature_set).model_version
+    client.force_login(admin_user)
+    data = client.get(f"/api/model-versions/{version.pk}/").json()
+    assert (data["weights"], data["backbone"], data["image_size"], data["feature_dim"]) == ("imported", None, None, DIM)
+    extracted = tiny_model()
+    data = client.get(f"/api/model-versions/{extracted.pk}/").json()
+    assert (data["backbone"], data["image_size"]) == (extracted.backbone, extracted.image_size)
+
+
+def test_the_training_page_says_activating_an_imported_model_indexes_and_extracts_nothing(galaxies, tmp_path,
+                                                                                         client, admin_user):
+    version = FeatureSet.objects.get(pk=imported_npy(tmp_path).feature_set).model_version
+    client.force_login(admin_user)
+    page = client.get("/training/").content.decode()
+    row = page.split(f">{version.name}<")[1].split("</tr>")[0]
+    assert 'title="Index its imported vectors, activate, cluster, rebuild the queues">Activate</button>' in row
+    assert "xtract" not in row
+
+
 def test_the_imported_set_builds_an_index_and_neighbours_come_back(galaxies, tmp_path):
     feature_set = indexed(FeatureSet.objects.get(pk=imported_npy(tmp_path).feature_set))
     assert feature_set.index_count == N
