@@ -17,7 +17,7 @@ def consensus_compute(*, rule: ConsensusRule, dataset: Dataset | None = None) ->
     When a galaxy has both catalogue and aggregated votes, the source with more volunteers on the root question
     counts. Each question's fractions are the first kind in ``rule.fractions`` it has (debiased, weighted, raw);
     conditions naming their own kinds read those. The label records which kinds decided. Galaxies with too few
-    votes lose any consensus label they had. Expert labels are never touched.
+    votes, or none left at all, lose any consensus label this rule gave them. Expert labels are never touched.
 
     Returns:
         Counts per class key, plus 'too_few_votes'.
@@ -82,6 +82,15 @@ def consensus_compute(*, rule: ConsensusRule, dataset: Dataset | None = None) ->
                 setattr(label, k, v)
             label.computed_at = now
             to_update.append(label)
+    # Galaxies whose votes on the tree are all gone (every volunteer excluded, the catalogue re-imported without
+    # them) are not in by_galaxy at all: the labels this rule gave them go too.
+    orphans = ConsensusLabel.objects.filter(schema=rule.schema, rule=rule).exclude(galaxy_id__in=list(by_galaxy))
+    if dataset is not None:
+        orphans = orphans.filter(galaxy__dataset=dataset)
+    orphaned = list(orphans.values_list("id", flat=True))
+    if orphaned:
+        tally["too_few_votes"] += len(orphaned)
+        to_delete += orphaned
     ConsensusLabel.objects.filter(id__in=to_delete).delete()
     ConsensusLabel.objects.bulk_create(to_create, batch_size=2000)
     ConsensusLabel.objects.bulk_update(to_update, ["rule", "label_class", "agreement", "n_votes", "fractions_used",

@@ -57,6 +57,18 @@ def test_too_few_votes_give_no_consensus_and_remove_an_old_one(rule):
     assert not ConsensusLabel.objects.filter(galaxy=galaxy).exists()
 
 
+def test_a_galaxy_that_lost_all_its_votes_loses_its_label_and_others_keep_theirs(rule):
+    gone, kept, elsewhere = make_galaxies(2) + make_galaxies(1, dataset_name="other")
+    for galaxy in (gone, kept, elsewhere):
+        put_votes(galaxy, rule.tree, {"t01_smooth_or_features": {"a01_smooth": 20}})
+    consensus_compute(rule=rule)
+    VoteSummary.objects.filter(galaxy__in=[gone, elsewhere]).delete()
+    assert consensus_compute(rule=rule, dataset=gone.dataset) == {"elliptical": 1, "too_few_votes": 1}
+    assert set(ConsensusLabel.objects.values_list("galaxy", flat=True)) == {kept.pk, elsewhere.pk}
+    consensus_compute(rule=rule)
+    assert set(ConsensusLabel.objects.values_list("galaxy", flat=True)) == {kept.pk}
+
+
 def test_the_threshold_is_configurable(rule):
     galaxy = make_galaxies(1)[0]
     put_votes(galaxy, rule.tree, {"t01_smooth_or_features": {"a01_smooth": 14, "a02_features_or_disk": 6}})
