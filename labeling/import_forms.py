@@ -3,7 +3,9 @@
 from django import forms
 
 from labeling.services.imports.jobs import (
+    PANOPTES,
     ImportArgumentError,
+    panoptes_arguments,
     import_dataset_name,
     import_root,
     import_source,
@@ -71,7 +73,40 @@ class ImportGalaxiesForm(ImportForm):
 
 
 class ImportVotesForm(ImportForm):
-    path_help = "A vote catalogue (.csv or .csv.gz)"
+    path_help = "A vote catalogue or a Zooniverse classification export (.csv or .csv.gz)"
+    field_order = [*ImportForm.field_order, "mapping", "workflow_id", "workflow_versions", "subject_keys"]
     format = forms.ChoiceField(choices=[("gz2-table", "GZ2 table (Hart et al. 2016 layout)"),
                                         ("gz2-kaggle", "Kaggle Galaxy Zoo solutions"),
-                                        ("gz-decals", "GZ DECaLS volunteer catalogue")])
+                                        ("gz-decals", "GZ DECaLS volunteer catalogue"),
+                                        (PANOPTES, "Zooniverse (Panoptes) classification export")])
+    mapping = forms.CharField(max_length=1000, required=False, label="Panoptes mapping",
+                              help_text="Zooniverse exports only: which task and answer is which question and answer "
+                                        "of a tree; a shipped one (gz_decals, gz2) or a mapping file in the import "
+                                        "folder.")
+    workflow_id = forms.IntegerField(required=False, min_value=1, label="Workflow id",
+                                     help_text="Zooniverse exports only; default: the mapping's.")
+    workflow_versions = forms.CharField(max_length=200, required=False, label="Workflow versions",
+                                        help_text="Zooniverse exports only: e.g. 66 (every 66.x) or 66.425, comma "
+                                                  "separated; default: the mapping's.")
+    subject_keys = forms.CharField(max_length=500, required=False, label="Subject keys",
+                                   help_text="Zooniverse exports only: the subject_data keys holding the galaxy's "
+                                             "id, comma separated; default: the mapping's, else the usual ones.")
+
+    def clean(self):
+        cleaned = super().clean()
+        given = {"mapping": cleaned.get("mapping", ""), "workflow_id": cleaned.get("workflow_id"),
+                 "workflow_versions": _listed(cleaned.get("workflow_versions", "")),
+                 "subject_keys": _listed(cleaned.get("subject_keys", ""))}
+        if cleaned.get("format") == PANOPTES:
+            # The service's own check of the mapping (a shipped name or a file under the import folder).
+            try:
+                cleaned["panoptes"] = panoptes_arguments(given)
+            except ImportArgumentError as exc:
+                self.add_error(exc.field if exc.field in self.fields else None, exc.message)
+        elif given["mapping"] or given["workflow_id"] or given["workflow_versions"] or given["subject_keys"]:
+            self.add_error("mapping", "The Panoptes options are for Zooniverse classification exports only.")
+        return cleaned
+
+
+def _listed(text: str) -> list[str]:
+    return [part.strip() for part in (text or "").split(",") if part.strip()]

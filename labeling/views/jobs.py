@@ -56,7 +56,7 @@ def _start(kind: str, data: dict, user) -> Job:
     if kind in IMPORT_FORMATS:
         return import_job_start(kind=kind, path=data["path"], fmt=data["format"], dataset_name=data["dataset"],
                                 labels=data.get("labels", ""), schema=data.get("schema", ""),
-                                skip_bad=data["skip_bad"], user=user)
+                                skip_bad=data["skip_bad"], panoptes=data.get("panoptes"), user=user)
     if kind == Job.Kind.EXTRACT_FEATURES:
         version = data["model_version"] or model_version_get_or_create(
             backbone=data["backbone"], weights=data["weights"], image_size=data["image_size"], seed=data["seed"],

@@ -97,14 +97,14 @@ def import_job_start(*, kind: str, path: str, fmt: str, dataset_name: str, label
     if kind == Job.Kind.IMPORT_GALAXIES:
         arguments.update(labels=labels, schema=schema)
     if fmt == PANOPTES:
-        arguments["panoptes"] = _panoptes_arguments(panoptes or {})
+        arguments["panoptes"] = panoptes_arguments(panoptes or {})
     elif panoptes and any(panoptes.values()):
         raise ImportArgumentError("mapping", f"only for the format {PANOPTES!r}")
     return job_create(kind=kind, arguments=arguments, dataset=Dataset.objects.filter(name=dataset_name).first(),
                       user=user)
 
 
-def _panoptes_arguments(given: dict) -> dict:
+def panoptes_arguments(given: dict) -> dict:
     """A Panoptes import's options, checked: the mapping is a shipped one's name or a file under the import folder
     (never any other file of the server)."""
     from labeling.services.imports.panoptes_mapping import SHIPPED_MAPPINGS_DIR

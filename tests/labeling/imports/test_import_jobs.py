@@ -268,3 +268,38 @@ def test_a_panoptes_import_over_the_api_needs_a_mapping_from_the_shipped_ones_or
     response = as_admin.post(reverse("api-job-import"), body, content_type="application/json")
     assert response.status_code == 400 and says in response.json()["mapping"][0], response.json()
     assert not Job.objects.exists()
+
+
+def test_an_admin_imports_a_panoptes_export_from_the_jobs_page(as_admin, import_root,
+                                                               django_capture_on_commit_callbacks):
+    import shutil
+
+    from tests.labeling.panoptes_helpers import GZD5, GZD5_GALAXIES, make_dataset
+
+    assert '<option value="panoptes">' in as_admin.get(reverse("job-list")).content.decode()
+    make_dataset("GZD-5", GZD5_GALAXIES)
+    shutil.copy(GZD5, import_root / "classifications.csv")
+    response = start(as_admin, "import_votes", {"path": "classifications.csv", "format": "panoptes",
+                                                 "dataset": "GZD-5", "mapping": "gz_decals",
+                                                 "workflow_versions": "66"}, django_capture_on_commit_callbacks)
+    assert response.status_code == 302
+    job = Job.objects.get()
+    assert job.arguments["panoptes"]["workflow_versions"] == ["66"]
+    assert job.status == Job.Status.SUCCEEDED and job.result["created"] == 8, job.error
+
+
+@pytest.mark.parametrize("fields, field, says", [
+    ({"format": "panoptes"}, "mapping", "a Panoptes export needs its mapping: gz2, gz_decals"),
+    ({"format": "panoptes", "mapping": "../mapping.json"}, "mapping", "points outside the folder"),
+    ({"format": "gz2-table", "mapping": "gz_decals"}, "mapping", "for Zooniverse classification exports only"),
+    ({"format": "gz2-table", "subject_keys": "iauname"}, "mapping", "for Zooniverse classification exports only"),
+])
+def test_the_jobs_page_names_a_bad_panoptes_option_on_its_field_and_queues_nothing(as_admin, import_root, fields,
+                                                                                   field, says):
+    (import_root / "classifications.csv").write_text("classification_id\n")
+    response = as_admin.post(reverse("job-start", args=["import_votes"]),
+                             {"path": "classifications.csv", "dataset": "D", **fields})
+    assert response.status_code == 200
+    assert any(says in error for error in response.context["forms"][1][2].errors[field]), \
+        response.context["forms"][1][2].errors
+    assert not Job.objects.exists()
