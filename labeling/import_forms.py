@@ -5,10 +5,10 @@ from django import forms
 from labeling.services.imports.jobs import (
     PANOPTES,
     ImportArgumentError,
-    panoptes_arguments,
     import_dataset_name,
     import_root,
     import_source,
+    panoptes_arguments,
 )
 
 # The <datalist> of the folders and catalogue files under GALAXY_IMPORT_ROOT: one per page, listed once by the view
