@@ -28,14 +28,15 @@ class DatasetAdmin(admin.ModelAdmin):
     actions = [extract_features_default, build_index_latest, cluster_latest_kmeans, map_latest_umap,
                refit_probability_model, rebuild_queues, "start_retrain_cycle", roll_back_active_version]
 
-    @admin.action(description="Start a retrain cycle (defaults: ResNet-18 from random, 96 px, 5 epochs)")
+    @admin.action(description="Start a retrain cycle (the defaults: from the galaxy backbone, 96 px, 15 epochs)")
     def start_retrain_cycle(self, request, queryset):
         from labeling.admin_actions import _for_each_dataset
+        from labeling.services.learning.model_versions import model_version_get_or_create
         from labeling.services.learning.retrain import retrain_start
 
         # JobConflict, TrainingDataError and bad settings are ValueErrors: each becomes an admin message.
         _for_each_dataset(self, request, queryset, lambda dataset: retrain_start(
-            dataset=dataset, backbone="resnet18", base=None, image_size=96, epochs=5, user=request.user))
+            dataset=dataset, base=model_version_get_or_create(weights="galaxy"), user=request.user))
 
 
 @admin.register(models.Galaxy)

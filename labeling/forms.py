@@ -3,6 +3,7 @@
 from django import forms
 
 from labeling.models import STRATEGY_CHOICES, Clustering, Dataset, Embedding, FeatureSet, LabelSchema, ModelVersion
+from labeling.services.learning.retrain import DEFAULT_EPOCHS, DEFAULT_LR, MIN_CYCLE_IMAGE_SIZE
 from mlcore.weights import GALAXY_WEIGHTS
 
 
@@ -109,9 +110,10 @@ class RetrainForm(forms.Form):
         ModelVersion.objects.filter(status=ModelVersion.Status.READY).prefetch_related("active_for").order_by(
             "-created_at", "-pk"), required=False, label="Start from", empty_label="random initialisation (seeded)")
     image_size = forms.IntegerField(min_value=32, max_value=424, required=False,
-                                    help_text="Pixels per side; empty: the starting version's own, or 96.")
-    epochs = forms.IntegerField(min_value=1, max_value=500, initial=5)
-    lr = forms.FloatField(label="Learning rate", initial=1e-3, widget=forms.NumberInput(attrs={"step": "any"}))
+                                    help_text=f"Pixels per side; empty: the starting version's own, at least "
+                                              f"{MIN_CYCLE_IMAGE_SIZE}.")
+    epochs = forms.IntegerField(min_value=1, max_value=500, initial=DEFAULT_EPOCHS)
+    lr = forms.FloatField(label="Learning rate", initial=DEFAULT_LR, widget=forms.NumberInput(attrs={"step": "any"}))
     pseudo_threshold = forms.FloatField(
         label="Pseudo-label threshold", min_value=0.5, max_value=1.0, initial=0.95,
         widget=forms.NumberInput(attrs={"step": "any"}),

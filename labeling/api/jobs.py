@@ -16,7 +16,8 @@ from labeling.services.jobs.lifecycle import JobConflict, job_cancel
 from labeling.services.labelling.queue import queue_build_start
 from labeling.services.learning.classifier import current_feature_set
 from labeling.services.learning.jobs import clustering_start, extraction_start, index_start
-from labeling.services.learning.retrain import retrain_start
+from labeling.services.learning.model_versions import model_version_get_or_create
+from labeling.services.learning.retrain import DEFAULT_EPOCHS, MIN_CYCLE_IMAGE_SIZE, retrain_start
 
 STARTABLE = [Job.Kind.EXTRACT_FEATURES, Job.Kind.BUILD_INDEX, Job.Kind.CLUSTER, Job.Kind.RETRAIN,
              Job.Kind.BUILD_QUEUE]
@@ -45,9 +46,11 @@ class JobStartSerializer(serializers.Serializer):
     k = serializers.IntegerField(min_value=2, max_value=1000, default=10, required=False, help_text="cluster.")
     schema = serializers.SlugRelatedField(slug_field="name", queryset=LabelSchema.objects.all(), required=False,
                                           help_text="retrain, build_queue: the label schema (by name).")
-    epochs = serializers.IntegerField(min_value=1, max_value=500, default=5, required=False, help_text="retrain.")
-    image_size = serializers.IntegerField(min_value=32, max_value=424, default=96, required=False,
-                                          help_text="retrain.")
+    epochs = serializers.IntegerField(min_value=1, max_value=500, default=DEFAULT_EPOCHS, required=False,
+                                      help_text="retrain.")
+    image_size = serializers.IntegerField(min_value=32, max_value=424, required=False, allow_null=True, default=None,
+                                          help_text="retrain: pixels per side (default: the starting version's own, "
+                                                    f"at least {MIN_CYCLE_IMAGE_SIZE}).")
 
     def validate(self, attrs):
         dataset, kind = attrs["dataset"], attrs["kind"]
@@ -104,8 +107,10 @@ def _start(data: dict, user) -> Job:
     if kind == Job.Kind.CLUSTER:
         return clustering_start(feature_set=data["feature_set"], method=data["method"], k=data["k"], user=user)
     if kind == Job.Kind.RETRAIN:
+        # From the shipped galaxy backbone, as the command and the Training page start by default.
         return retrain_start(dataset=dataset, schema=data.get("schema"), epochs=data["epochs"],
-                             image_size=data["image_size"], user=user)
+                             base=model_version_get_or_create(weights="galaxy"), image_size=data["image_size"],
+                             user=user)
     return queue_build_start(dataset=dataset, schema=data["schema"], user=user)
 
 

@@ -1,6 +1,6 @@
 """One retrain cycle: `python manage.py retrain --dataset NAME [--schema NAME] [--backbone resnet18]
-[--weights galaxy|random|PATH|VERSION] [--image-size S] [--epochs 5] [--pseudo-threshold 0.95] [--soft-vote-weight 1]
-[--seed 0]`."""
+[--weights galaxy|random|PATH|VERSION] [--image-size S] [--epochs 15] [--lr 3e-4] [--pseudo-threshold 0.95]
+[--soft-vote-weight 1] [--seed 0]`."""
 
 from django.core.management.base import BaseCommand, CommandError
 
@@ -9,7 +9,7 @@ from labeling.management.jobs import dataset_named, run_here
 from labeling.models import Dataset, LabelSchema, ModelVersion
 from labeling.services.jobs.lifecycle import JobConflict
 from labeling.services.learning.model_versions import ModelVersionError, model_version_get_or_create
-from labeling.services.learning.retrain import retrain_start
+from labeling.services.learning.retrain import DEFAULT_EPOCHS, DEFAULT_LR, MIN_CYCLE_IMAGE_SIZE, retrain_start
 from labeling.services.learning.training_data import TrainingDataError
 
 
@@ -45,9 +45,10 @@ class Command(BaseCommand):
                             help="galaxy (the shipped galaxy backbone, the default), random, a weights file, or a "
                                  "model version (id, name or 'active': the dataset's active one) to start from")
         parser.add_argument("--image-size", type=int,
-                            help="pixels per side (default: the starting version's own, 64 for galaxy; 96 from random)")
-        parser.add_argument("--epochs", type=int, default=5)
-        parser.add_argument("--lr", type=float, default=1e-3, help="learning rate")
+                            help=f"pixels per side (default: the starting version's own, at least "
+                                 f"{MIN_CYCLE_IMAGE_SIZE})")
+        parser.add_argument("--epochs", type=int, default=DEFAULT_EPOCHS)
+        parser.add_argument("--lr", type=float, default=DEFAULT_LR, help="learning rate")
         parser.add_argument("--pseudo-threshold", type=float, default=0.95,
                             help="probability above which an unlabelled galaxy gets a pseudo-label")
         parser.add_argument("--soft-vote-weight", type=float, default=1.0,

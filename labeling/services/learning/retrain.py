@@ -35,16 +35,29 @@ def versions_dir() -> Path:
     return Path(settings.GALAXY_FEATURES_ROOT) / "models"
 
 
+# A cycle's defaults, measured on real galaxies (bench/retrain_gain.py, docs/benchmarks.md "Retrain cycles"): from
+# the galaxy backbone on 500 kaggle_gz2_dev labels, 15 epochs at lr 3e-4 gained over 5 at 1e-3, and learning at 96 px
+# (the galaxy backbone's own 64 px hides spiral arms that 96 px shows) gained most; larger costs (size/64)^2 the time.
+DEFAULT_EPOCHS = 15
+DEFAULT_LR = 3e-4
+MIN_CYCLE_IMAGE_SIZE = 96
+
+
+def cycle_image_size(base: ModelVersion | None) -> int:
+    """The size a cycle trains at when none is asked for: its starting version's own, but at least 96 px."""
+    return max(MIN_CYCLE_IMAGE_SIZE, base.image_size if base is not None else MIN_CYCLE_IMAGE_SIZE)
+
+
 def retrain_start(*, dataset: Dataset, schema: LabelSchema | None = None, backbone: str = "resnet18",
-                  base: ModelVersion | None = None, image_size: int | None = None, epochs: int = 5, lr: float = 1e-3,
-                  pseudo_threshold: float = 0.95, soft_vote_weight: float = 1.0, seed: int = 0, user=None,
-                  enqueue: bool = True) -> Job:
+                  base: ModelVersion | None = None, image_size: int | None = None, epochs: int = DEFAULT_EPOCHS,
+                  lr: float = DEFAULT_LR, pseudo_threshold: float = 0.95, soft_vote_weight: float = 1.0, seed: int = 0,
+                  user=None, enqueue: bool = True) -> Job:
     """Queue a retrain cycle: a new ModelVersion (status queued) and the job that trains it.
 
     Args:
         base: the version whose weights training starts from; None for a seeded random initialisation. The
             previous version the new one is measured against is ``base``, else the dataset's active version.
-        image_size: pixels per side; default the base's own, or 96 from random initialisation.
+        image_size: pixels per side; default ``cycle_image_size(base)``: the base's own, at least 96.
 
     Raises:
         JobConflict: when a cycle of this dataset is already queued or running (one at a time per dataset).
@@ -59,7 +72,7 @@ def retrain_start(*, dataset: Dataset, schema: LabelSchema | None = None, backbo
     if base is not None and base.is_imported:
         raise ValueError(f"{base.name!r} is an outside model known by its imported features: it has no weights to "
                          "train from")
-    image_size = image_size or (base.image_size if base is not None else 96)
+    image_size = image_size or cycle_image_size(base)
     if not 32 <= image_size <= 424 or not 1 <= epochs <= 500 or not 0 < lr < 1 or not 0.5 <= pseudo_threshold <= 1 \
             or not 0 <= soft_vote_weight <= 10:
         raise ValueError("image size 32-424, epochs 1-500, learning rate in (0, 1), pseudo-label threshold 0.5-1, "
@@ -145,8 +158,16 @@ def _train_and_evaluate(version: ModelVersion, job: Job, reporter: JobReporter) 
         raise JobCancelled() from None
     reporter.progress(92, 100, "evaluating on the held-out split")
     probs = predict(trained.model, test_images)["probs"]
+    # The previous version is judged on images as it sees them: a cycle may learn at a larger size than its base.
+    parent = version.parent
+    parent_crop = input_crop(parent.weights_argument) if parent is not None else crop
+    if parent is not None and (parent.image_size, parent_crop) != (version.image_size, crop):
+        baseline_images = (decode_all(data.train_paths, parent.image_size, crop_fraction=parent_crop)[0],
+                           decode_all(data.test_paths, parent.image_size, crop_fraction=parent_crop)[0])
+    else:
+        baseline_images = (train_images, test_images)
     metrics = evaluate_cycle(version=version, data=data, probs=probs, train_images=train_images,
-                             test_images=test_images)
+                             test_images=test_images, baseline_images=baseline_images)
     metrics.update(history=trained.history, seconds=round(trained.seconds, 1),
                    images_per_s=round(trained.images_per_s, 1), device=str(trained.device),
                    processes=trained.processes)

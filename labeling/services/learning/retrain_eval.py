@@ -45,14 +45,18 @@ def previous_version_baseline(parent: ModelVersion | None, backbone: str, seed: 
 
 
 def evaluate_cycle(*, version: ModelVersion, data: CycleData, probs: np.ndarray, train_images,
-                   test_images) -> dict:
-    """The metrics a version keeps: {"held_out", "baselines", "comparison", "mistakes", "previous_version"}."""
+                   test_images, baseline_images=None) -> dict:
+    """The metrics a version keeps: {"held_out", "baselines", "comparison", "mistakes", "previous_version"}.
+
+    ``baseline_images``: (train, test) images at the previous version's own size and crop, when they differ from
+    the new version's; default the new version's.
+    """
     from mlcore.training.evaluate import compare, confident_mistakes, evaluate_predictions, pixel_baseline
 
     held_out = evaluate_predictions(data.test_labels, probs, data.classes)
     labelled = (data.hard >= 0) & (data.hard_weight >= 1.0)
     previous_name, previous_probs = previous_version_baseline(version.parent, version.backbone, version.seed, data,
-                                                              train_images, test_images)
+                                                              *(baseline_images or (train_images, test_images)))
     pixel_probs, pixel_classes = pixel_baseline(train_images[labelled], np.array(data.classes)[data.hard[labelled]],
                                                 test_images)
     baselines = {

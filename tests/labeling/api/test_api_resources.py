@@ -224,6 +224,20 @@ def test_an_admin_starts_a_clustering_job_a_twin_conflicts_and_cancel_stops_it(c
     assert no_schema.status_code == 400 and "schema" in no_schema.json()
 
 
+def test_a_script_starts_a_retrain_cycle_from_the_galaxy_backbone_with_the_cycle_defaults(client, world,
+                                                                                           admin_user):
+    from labeling.models import ModelVersion
+    from mlcore.weights import GALAXY_WEIGHTS
+
+    client.force_login(admin_user)
+    response = client.post("/api/jobs/", {"kind": "retrain", "dataset": world.dataset.pk, "schema": "galaxy10"},
+                           content_type="application/json")
+    assert response.status_code == 201, response.content
+    version = ModelVersion.objects.get(pk=response.json()["arguments"]["model_version"])
+    assert (version.parent.checkpoint, version.image_size, version.hyperparameters["epochs"],
+            version.hyperparameters["lr"]) == (str(GALAXY_WEIGHTS), 96, 15, 3e-4)
+
+
 def test_a_token_authenticates_a_script_until_it_is_revoked(client, world, expert):
     response = client.post("/api/auth/token/", {"username": "edwin", "password": "pw-edwin"})
     assert response.status_code == 200

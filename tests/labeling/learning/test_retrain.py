@@ -223,20 +223,30 @@ def test_self_supervised_pretraining_makes_a_version_a_cycle_can_start_from(data
     assert version.parent == pretrained and version.metrics["previous_version"] == pretrained.name
 
 
-def test_a_cycle_from_the_galaxy_backbone_trains_on_its_crop_and_passes_it_on(dataset):
+def test_a_cycle_from_the_galaxy_backbone_trains_on_its_crop_and_passes_it_on(dataset, monkeypatch):
+    from labeling.services.learning import retrain_eval
     from labeling.services.learning.model_versions import model_version_get_or_create
     from mlcore.features.backbone import input_crop
 
     galaxy = model_version_get_or_create(weights="galaxy")
     job = retrain_start(dataset=dataset, base=galaxy, epochs=1, enqueue=False)
     version = ModelVersion.objects.get(pk=job.arguments["model_version"])
-    assert version.image_size == 64  # the base's own size when none is asked for
+    assert version.image_size == 96  # the base's own size (64) when none is asked for, but at least 96
+    judged = []
+    original = retrain_eval.previous_version_baseline
+
+    def spy(parent, backbone, seed, data, train_images, test_images):
+        judged.append((train_images.shape[-1], test_images.shape[-1]))
+        return original(parent, backbone, seed, data, train_images, test_images)
+
+    monkeypatch.setattr(retrain_eval, "previous_version_baseline", spy)
     with TestCase.captureOnCommitCallbacks(execute=True):
         tasks.retrain(job.pk)
     version.refresh_from_db()
 
     assert version.status == ModelVersion.Status.READY, version.error
     assert input_crop(version.checkpoint) == 0.5
+    assert judged == [(64, 64)], "the galaxy backbone is judged on images at its own 64 px, not the cycle's 96"
 
 
 def test_a_second_pretraining_of_the_same_dataset_is_refused(dataset):

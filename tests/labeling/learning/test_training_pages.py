@@ -14,6 +14,7 @@ from labeling.models import Activation, Dataset, ExpertLabel, FeatureSet, Job, L
 from labeling.services.learning.model_versions import model_version_activate
 from labeling.services.learning.retrain import retrain_start
 from labeling.views import training as training_views
+from mlcore.weights import GALAXY_WEIGHTS
 from tests.labeling.ml_helpers import galaxy10_subset, galaxy10_subset_for_training
 
 pytestmark = pytest.mark.django_db
@@ -118,7 +119,7 @@ def test_the_retrain_form_offers_the_documented_defaults(client, dataset, admin_
     client.force_login(admin_user)
     form = client.get(reverse("training")).context["retrain_form"]
     initial = {name: field.initial for name, field in form.fields.items() if field.initial is not None}
-    assert initial == {"backbone": "resnet18", "epochs": 5, "lr": 1e-3, "pseudo_threshold": 0.95,
+    assert initial == {"backbone": "resnet18", "epochs": 15, "lr": 3e-4, "pseudo_threshold": 0.95,
                        "soft_vote_weight": 1.0, "seed": 0}
     assert form.fields["base"].empty_label == "random initialisation (seeded)"
 
@@ -299,8 +300,8 @@ def test_the_admin_actions_start_a_cycle_and_an_activation(client, dataset, admi
     job = Job.objects.get(kind=Job.Kind.RETRAIN)
     assert f"#{job.pk}" in response.content.decode()
     queued = ModelVersion.objects.get(pk=job.arguments["model_version"])
-    assert (queued.backbone, queued.image_size, queued.hyperparameters["epochs"], queued.parent) == (
-        "resnet18", 96, 5, None)
+    assert (queued.backbone, queued.image_size, queued.hyperparameters["epochs"], queued.parent.checkpoint) == (
+        "resnet18", 96, 15, str(GALAXY_WEIGHTS))
     response = client.post(reverse("admin:labeling_dataset_changelist"), {
         "action": "start_retrain_cycle", "_selected_action": [dataset.pk]}, follow=True)
     assert "already queued" in response.content.decode()
