@@ -59,6 +59,7 @@ from mlcore.training.galaxy_model import (
     save_model,
 )
 from mlcore.training.losses import hard_label_loss, vote_loss_per_vote
+from mlcore.training.probe_init import init_class_head
 from mlcore.training.run_setup import make_optimizer, run_settings, seeded_generator, warmup_cosine
 
 __all__ = ["CheckpointError", "GalaxyModel", "TrainConfig", "TrainData", "TrainResult", "TrainingCancelled",
@@ -89,6 +90,8 @@ class TrainConfig:
         augment: apply ``TrainAugment`` (D4, small rotation, mild crop, noise) to every batch.
         crop_fraction: the centred crop the images were decoded with (recorded in the checkpoint's extra, so that
             extraction with the trained weights crops the same way; see ``mlcore.features.backbone.input_crop``).
+        probe_init: start the class head from a logistic regression on the starting backbone's features of the
+            labelled images (``mlcore.training.probe_init``) instead of at random.
 
     Raises:
         ValueError: naming the field, for a value out of range.
@@ -107,6 +110,7 @@ class TrainConfig:
     device: str | None = None
     augment: bool = True
     crop_fraction: float = 1.0
+    probe_init: bool = False
 
     def __post_init__(self):
         for name in ("epochs", "batch_size", "image_size"):
@@ -187,6 +191,8 @@ def train(data: TrainData, *, backbone: str = "resnet18", weights: str = "random
         model = GalaxyModel(backbone, weights, n_classes=len(data.classes), question_slices=data.question_slices,
                             seed=config.seed)
         model.to(device=device, memory_format=torch.channels_last)
+        if config.probe_init and model.classifier is not None:
+            init_class_head(model, data.images, data.hard, data.hard_weight, seed=config.seed)
         history, images_per_s = _fit(model, data, config, device, ranks, progress if ranks.is_main else None,
                                      should_cancel)
     model.eval()
