@@ -25,6 +25,7 @@ import torch
 
 from mlcore.features.backbone import BACKBONES, build_backbone, read_checkpoint, save_backbone
 from mlcore.features.extraction import pick_device
+from mlcore.features.images import d4_views
 from mlcore.training.losses import expected_fractions
 
 HEADS_FORMAT = "galaxy-labeling/heads"
@@ -193,8 +194,12 @@ def _plain_state(module: torch.nn.Module | None) -> dict[str, torch.Tensor] | No
 
 @torch.inference_mode()
 def predict(model: GalaxyModel, images: torch.Tensor, *, batch_size: int = 64,
-            device: str | torch.device | None = None) -> dict[str, np.ndarray]:
+            device: str | torch.device | None = None, d4: bool = False) -> dict[str, np.ndarray]:
     """Class probabilities, vote fractions and features of every image, in eval mode (BatchNorm's running stats).
+
+    With ``d4`` each output is the mean over the image's 8 quarter turns and mirror images (``d4_views``): a galaxy
+    has no up or left, so the network's answers for the 8 views are equally valid and their mean is less noisy
+    (test-time averaging as in Dieleman et al. 2015 on Galaxy Zoo); it costs 8 forward passes per image.
 
     The model is moved to ``device`` (in place); its train/eval mode is restored afterwards.
 
@@ -224,15 +229,21 @@ def predict(model: GalaxyModel, images: torch.Tensor, *, batch_size: int = 64,
            "features": np.empty((count, model.feature_dim), np.float32)}
     try:
         for start in range(0, count, batch_size):
-            batch = images[start:start + batch_size].to(device).contiguous(memory_format=torch.channels_last)
-            logits, vote_outputs, features = model(batch)
+            batch = images[start:start + batch_size].to(device)
+            views = d4_views(batch) if d4 else [batch]
+            sums = {key: 0.0 for key in out}
+            for view in views:
+                logits, vote_outputs, features = model(view.contiguous(memory_format=torch.channels_last))
+                sums["features"] = sums["features"] + features.float()
+                if logits is not None:
+                    sums["probs"] = sums["probs"] + torch.softmax(logits.float(), dim=1)
+                if vote_outputs is not None:
+                    sums["vote_fractions"] = sums["vote_fractions"] + expected_fractions(vote_outputs.float(),
+                                                                                         model.question_slices)
             stop = start + len(batch)
-            out["features"][start:stop] = features.float().cpu().numpy()
-            if logits is not None:
-                out["probs"][start:stop] = torch.softmax(logits.float(), dim=1).cpu().numpy()
-            if vote_outputs is not None:
-                fractions = expected_fractions(vote_outputs.float(), model.question_slices)
-                out["vote_fractions"][start:stop] = fractions.cpu().numpy()
+            for key, total in sums.items():
+                if isinstance(total, torch.Tensor):
+                    out[key][start:stop] = (total / len(views)).cpu().numpy()
     finally:
         model.train(was_training)
     return out
