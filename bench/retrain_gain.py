@@ -5,15 +5,18 @@ On kaggle_gz2_dev (spiral or not, real SDSS galaxies), the fixed 70/30 split of 
 
 - probe: the product's probability head (mlcore.active.head) on the galaxy backbone's features, those labels;
 - pixels: PCA of 32 px grey pixels + logistic regression (mlcore.training.evaluate.pixel_baseline), those labels;
-- cycle, labels only: the retrain step (mlcore.training.finetune) from the galaxy backbone, at its 64 px and crop,
-  the product's defaults otherwise (5 epochs, lr 1e-3, batch 32, class-balanced draws, augmentation);
+- cycle, labels only: the retrain step (mlcore.training.finetune) from the galaxy backbone (or ``--weights``), at its
+  crop, with the product's defaults (labeling/services/learning/retrain.py: 15 epochs, lr 3e-4, 96 px; batch 32,
+  class-balanced draws, augmentation) unless told otherwise; ``--probe-init`` starts its class head from a probe
+  on the starting features (LP-FT);
 - cycle, + pseudo-labels: the same plus the unlabelled 70% the probe is at least ``--threshold`` sure of, at the
   product's pseudo-label weight 0.5 (the retrain service's recipe);
 each cycle scored by its class head and by the probe refitted on its new features (what the queues then use).
 kaggle_gz2_dev has no volunteer votes, so the soft-vote term is not part of this ablation.
 
-    python bench/retrain_gain.py [--data ../shared/data] [--labels 500] [--seeds 3] [--epochs 5] [--lr 0.001]
-                                 [--json FILE]
+    python bench/retrain_gain.py [--data ../shared/data] [--labels 500] [--seeds 3] [--epochs 15] [--lr 3e-4]
+                                 [--weights galaxy|FILE] [--image-size 96] [--probe-init]
+                                 [--variants labels pseudo] [--d4] [--json FILE]
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ from feature_quality import load_tasks  # noqa: E402
 from mlcore.active.head import ProbabilityHead  # noqa: E402
 from mlcore.features.augment import decode_all  # noqa: E402
 from mlcore.features.backbone import build_backbone, input_crop, read_checkpoint, resolve_weights  # noqa: E402
+from mlcore.features.images import d4_views  # noqa: E402
 from mlcore.training.evaluate import pixel_baseline  # noqa: E402
 from mlcore.training.finetune import TrainConfig, TrainData, predict, pseudo_labels, train  # noqa: E402
 
@@ -55,14 +59,14 @@ def probe(features, labels, train_rows, test_rows, seed) -> tuple[float, np.ndar
     return balanced(labels[test_rows], head.predict(features[test_rows])), head.predict_proba(features)
 
 
-def cycle(images, labels, classes, labelled, pseudo, config) -> dict:
+def cycle(images, labels, classes, labelled, pseudo, config, weights) -> dict:
     """Fine-tune from the galaxy backbone on the labelled rows (+ pseudo rows: (indices, class indices))."""
     rows = np.concatenate([labelled, pseudo[0]])
     hard = np.concatenate([np.searchsorted(classes, labels[labelled]), pseudo[1]])
     weight = np.concatenate([np.ones(len(labelled)), np.full(len(pseudo[0]), PSEUDO_WEIGHT)])
     data = TrainData(images=images[rows], hard=torch.as_tensor(hard), hard_weight=torch.as_tensor(weight,
                      dtype=torch.float32), votes=torch.zeros(len(rows), 0), question_slices=[], classes=list(classes))
-    result = train(data, weights="galaxy", config=config)
+    result = train(data, weights=weights, config=config)
     return {"model": result.model, "seconds": result.seconds, "rows": len(rows)}
 
 
@@ -71,9 +75,20 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=REPO_ROOT.parent / "shared" / "data")
     parser.add_argument("--labels", type=int, default=500)
     parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument("--first-seed", type=int, default=0, help="seeds first-seed .. first-seed + seeds - 1")
+    parser.add_argument("--epochs", type=int, default=15)
     parser.add_argument("--threshold", type=float, default=0.95)
-    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--lr", type=float, default=3e-4)
+    parser.add_argument("--weights", default="galaxy", help="the starting backbone: galaxy (shipped) or a file")
+    parser.add_argument("--image-size", type=int, default=96,
+                        help="pixels per side the cycle trains at (the product's: the backbone's own, at least 96)")
+    parser.add_argument("--d4", action="store_true",
+                        help="also score the class head averaged over the 8 D4 views, and the probe on D4-averaged "
+                             "starting features")
+    parser.add_argument("--probe-init", action="store_true",
+                        help="start the class head from a linear probe on the starting features (LP-FT)")
+    parser.add_argument("--variants", nargs="+", choices=["labels", "pseudo"], default=["labels", "pseudo"],
+                        help="which cycles to run: labels only, + pseudo-labels")
     parser.add_argument("--limit", type=int, help="use only this many galaxies (a quick check of the script)")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
@@ -81,41 +96,57 @@ def main() -> None:
     task = load_tasks(args.data)["kaggle_gz2_dev"]
     paths, labels = task["paths"][:args.limit], task["labels"][:args.limit]
     classes = np.array(sorted(set(labels)))
-    size = read_checkpoint(resolve_weights("resnet18", "galaxy"))["image_size"]
-    crop = input_crop("galaxy")
+    size = read_checkpoint(resolve_weights("resnet18", args.weights))["image_size"]
+    crop = input_crop(args.weights)
     started = time.perf_counter()
     images, failures = decode_all(paths, size, crop_fraction=crop)
     if failures:
         raise SystemExit(f"unreadable images: {failures[:3]}")
     with torch.inference_mode():
-        backbone = build_backbone("resnet18", "galaxy").eval()
+        backbone = build_backbone("resnet18", args.weights).eval()
         features = torch.cat([backbone(images[i:i + 256]) for i in range(0, len(images), 256)]).numpy()
+        # The starting features averaged over the 8 D4 views: what the cycle's D4-averaged answers are fairly
+        # compared with (the product's rotation-invariant feature sets).
+        d4_features = None if not args.d4 else torch.cat([
+            torch.stack([backbone(view) for view in d4_views(images[i:i + 256])]).mean(dim=0)
+            for i in range(0, len(images), 256)]).numpy()
     print(f"kaggle_gz2_dev: {len(labels)} galaxies decoded and featured at {size} px (crop {crop}) in "
           f"{time.perf_counter() - started:.0f} s")
+    # A cycle may learn at a finer scale than the backbone's own (the probe it is compared with stays at that size).
+    cycle_size = args.image_size or size
+    cycle_images = images if cycle_size == size else decode_all(paths, cycle_size, crop_fraction=crop)[0]
     indices = np.arange(len(labels))
     pool, test = train_test_split(indices, test_size=0.3, stratify=labels, random_state=0)
     rows: dict[str, list[float]] = {}
-    for seed in range(args.seeds):
+    for seed in range(args.first_seed, args.first_seed + args.seeds):
         rng = np.random.default_rng(seed)
         labelled = np.sort(rng.choice(pool, args.labels, replace=False))
         score, probs = probe(features, labels, labelled, test, seed)
         rows.setdefault("probe on the starting features", []).append(score)
+        if args.d4:
+            rows.setdefault("probe on the starting features, D4-averaged", []).append(
+                probe(d4_features, labels, labelled, test, seed)[0])
         pixel_probs, pixel_classes = pixel_baseline(images[labelled], labels[labelled], images[test])
         rows.setdefault("pixels (PCA + logistic regression)", []).append(
             balanced(labels[test], np.asarray(pixel_classes)[pixel_probs.argmax(axis=1)]))
         eligible = np.zeros(len(labels), dtype=bool)
         eligible[np.setdiff1d(pool, labelled)] = True
         confident = pseudo_labels(probs, threshold=args.threshold, eligible=eligible)
-        config = TrainConfig(epochs=args.epochs, lr=args.lr, image_size=size, crop_fraction=crop, seed=seed, threads=2,
-                             device="cpu")
-        for name, pseudo in (("labels only", (np.zeros(0, np.int64), np.zeros(0, np.int64))),
-                             ("+ pseudo-labels", confident)):
-            run = cycle(images, labels, classes, labelled, pseudo, config)
-            out = predict(run["model"], images, device="cpu")
+        config = TrainConfig(epochs=args.epochs, lr=args.lr, image_size=cycle_size, crop_fraction=crop, seed=seed,
+                             threads=2, device="cpu", probe_init=args.probe_init)
+        variants = {"labels": ("labels only", (np.zeros(0, np.int64), np.zeros(0, np.int64))),
+                    "pseudo": ("+ pseudo-labels", confident)}
+        for name, pseudo in (variants[key] for key in args.variants):
+            run = cycle(cycle_images, labels, classes, labelled, pseudo, config, args.weights)
+            out = predict(run["model"], cycle_images, device="cpu")
             rows.setdefault(f"cycle, {name}: class head", []).append(
                 balanced(labels[test], classes[out["probs"][test].argmax(axis=1)]))
             rows.setdefault(f"cycle, {name}: probe on its features", []).append(
                 probe(out["features"], labels, labelled, test, seed)[0])
+            if args.d4:
+                averaged = predict(run["model"], cycle_images[test], device="cpu", d4=True)["probs"]
+                rows.setdefault(f"cycle, {name}: class head, D4-averaged", []).append(
+                    balanced(labels[test], classes[averaged.argmax(axis=1)]))
             print(f"seed {seed}, {name}: {run['rows']} training rows ({len(pseudo[0])} pseudo), "
                   f"{run['seconds']:.0f} s; class head {rows[f'cycle, {name}: class head'][-1]:.3f}, probe on its "
                   f"features {rows[f'cycle, {name}: probe on its features'][-1]:.3f} (probe on the starting "
@@ -128,6 +159,7 @@ def main() -> None:
     if args.json:
         args.json.write_text(json.dumps({"date": time.strftime("%Y-%m-%d"), "labels": args.labels,
                                          "epochs": args.epochs, "lr": args.lr, "threshold": args.threshold,
+                                         "image_size": cycle_size, "probe_init": args.probe_init, "d4": args.d4,
                                          "rows": rows}, indent=1))
 
 
