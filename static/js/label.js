@@ -36,6 +36,10 @@
   const state = {
     current: null, ready: false, upcoming: [], images: new Map(), history: [], done: new Set(),
     fetching: false, retryTimer: null, today: null, remaining: null, undoing: false,
+    // Answers carry the server's count of today's labels as it was when it answered. Each request is stamped when it
+    // leaves and a count is taken only from an answer at least as recent as the one shown (see setToday): a queue
+    // request sent before an undo must not bring back the count from before the undo.
+    sent: 0, todayStamp: 0,
     broken: false,   // the galaxy shown has no image: it can only be skipped
     ended: false,    // no galaxy shown and none coming (the queue is empty, building or failed to load)
   };
@@ -43,6 +47,14 @@
 
   function say(text) {
     ui.status.textContent = text;
+  }
+
+  /** Take ``count`` as today's labels when the answer it came in was stamped ``stamp`` or later than the last one. */
+  function setToday(count, stamp) {
+    if (typeof count === "number" && stamp >= state.todayStamp) {
+      state.today = count;
+      state.todayStamp = stamp;
+    }
   }
 
   // --- The stage and its controls -------------------------------------------------------------------------------
@@ -65,8 +77,10 @@
   const outbox = new window.LabelOutbox.Outbox(`galaxy-labelling:outbox:${config.user}`, {
     onChange: showOutbox,
     onSent(item, data) {
+      // Stamped on arrival: the outbox sends one at a time, and an undo waits for it, so nothing sent later
+      // has answered yet.
       if (item.kind === "label" && data && typeof data.labelled_today === "number") {
-        state.today = data.labelled_today;
+        setToday(data.labelled_today, ++state.sent);
         showCounts();
       }
     },
@@ -110,7 +124,7 @@
 
   const queue = new window.LabelQueue.QueueLoader({
     config, state, outbox, prefetch: PREFETCH,
-    page: { say, showCounts, show, showEmpty, queueEnded, statusText: () => ui.status.textContent },
+    page: { say, showCounts, show, showEmpty, queueEnded, setToday, statusText: () => ui.status.textContent },
   });
   const fetchMore = () => queue.fetchMore();
   const imageFor = (entry) => queue.imageFor(entry);
@@ -302,13 +316,12 @@
         say(`Undone: ${last.name} for ${last.entry.galaxy.external_id}`);
         return;
       }
+      const stamp = ++state.sent;
       const answer = await window.GalaxyApi.postJson(config.urls.undo,
         { dataset: config.dataset.id, schema: config.schema.name });
       if (answer.status === 200 && answer.data) {
         const data = answer.data;
-        if (typeof data.labelled_today === "number") {
-          state.today = data.labelled_today;
-        }
+        setToday(data.labelled_today, stamp);
         const entry = data.entry || (last && data.undone && last.entry.galaxy.id === data.undone.galaxy ?
           last.entry : null);
         if (entry) {

@@ -9,11 +9,11 @@
      * @param {object} options
      * @param {object} options.config the page's label-config (urls.next, dataset.id, schema.name).
      * @param {object} options.state label.js's state: current, upcoming, images, done, fetching, retryTimer,
-     *   today, remaining.
+     *   remaining, sent (the request stamp counter).
      * @param {object} options.outbox the LabelOutbox.Outbox: galaxies with a label on its way are not fetched again.
      * @param {number} options.prefetch entries held beyond the one shown.
      * @param {object} options.page label.js's callbacks: say(text), showCounts(), show(entry), showEmpty(text),
-     *   queueEnded(reason), statusText().
+     *   queueEnded(reason), setToday(count, stamp), statusText().
      */
     constructor({ config, state, outbox, prefetch, page }) {
       this.config = config;
@@ -78,6 +78,7 @@
       if (exclude.length) {
         params.set("exclude", exclude.join(","));
       }
+      const stamp = ++state.sent;  // when it left: see label.js's setToday
       let answer = null;
       try {
         const response = await fetch(`${this.config.urls.next}?${params}`, {
@@ -102,15 +103,15 @@
         }
         return;
       }
-      this.take(answer.data);
+      this.take(answer.data, stamp);
     }
 
     /** Put the galaxies of a successful answer in line and say what the queue's state is. */
-    take(data) {
+    take(data, stamp) {
       const state = this.state;
       const page = this.page;
-      if (this.outbox.counts().waitingLabels === 0 && typeof data.labelled_today === "number") {
-        state.today = data.labelled_today;
+      if (this.outbox.counts().waitingLabels === 0) {
+        page.setToday(data.labelled_today, stamp);
       }
       state.remaining = typeof data.remaining === "number" ? data.remaining : state.remaining;
       page.showCounts();
