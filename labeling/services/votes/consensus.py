@@ -3,6 +3,7 @@
 from collections import defaultdict
 
 from django.db import transaction
+from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
 from labeling.models import ConsensusLabel, ConsensusRule, Dataset, VoteSummary
@@ -84,7 +85,9 @@ def consensus_compute(*, rule: ConsensusRule, dataset: Dataset | None = None) ->
             to_update.append(label)
     # Galaxies whose votes on the tree are all gone (every volunteer excluded, the catalogue re-imported without
     # them) are not in by_galaxy at all: the labels this rule gave them go too.
-    orphans = ConsensusLabel.objects.filter(schema=rule.schema, rule=rule).exclude(galaxy_id__in=list(by_galaxy))
+    # A subquery, not a list of every galaxy with votes: a catalogue holds hundreds of thousands.
+    no_votes = ~Exists(VoteSummary.objects.filter(galaxy=OuterRef("galaxy_id"), question__tree_id=rule.tree_id))
+    orphans = ConsensusLabel.objects.filter(rule=rule).filter(no_votes)
     if dataset is not None:
         orphans = orphans.filter(galaxy__dataset=dataset)
     orphaned = list(orphans.values_list("id", flat=True))
