@@ -154,7 +154,7 @@ def load_model(checkpoint_path: str | os.PathLike) -> tuple[GalaxyModel, dict]:
     checkpoint, heads = Path(checkpoint_path), heads_path(checkpoint_path)
     metadata = read_checkpoint(checkpoint)  # WeightsError (a ValueError) names the file
     info = {**metadata["extra"], **{key: metadata[key] for key in ("backbone", "feature_dim", "image_size")}}
-    content = _read_heads(heads)
+    content = read_heads(heads)
     if content.get("pair_id") != info.get("pair_id") or content.get("backbone") != info["backbone"]:
         raise ValueError(f"{heads} does not belong to {checkpoint} (written by another training run)")
     slices = [tuple(pair) for pair in content.get("question_slices") or []]
@@ -171,7 +171,7 @@ def load_model(checkpoint_path: str | os.PathLike) -> tuple[GalaxyModel, dict]:
     return model.eval(), info
 
 
-def _read_heads(path: Path) -> dict:
+def read_heads(path: Path) -> dict:
     try:
         content = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:

@@ -61,6 +61,23 @@ def finished(job: Job) -> Job:
     return job
 
 
+TINY_CYCLE = {"image_size": 32, "epochs": 1}
+
+
+def retrain_cycle(dataset: Dataset, **options) -> Job:
+    """One retrain cycle (TINY_CYCLE unless told otherwise) run as a worker would, with the jobs it starts (an
+    activation chain when it wins) run too."""
+    from django.test import TestCase
+
+    from labeling.services.learning.retrain import retrain_start
+
+    job = retrain_start(dataset=dataset, enqueue=False, **{**TINY_CYCLE, **options})
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        tasks.retrain(job.pk)
+    job.refresh_from_db()
+    return job
+
+
 def extracted(dataset: Dataset, model: ModelVersion | None = None, **options) -> FeatureSet:
     job = extraction_start(dataset=dataset, model_version=model or tiny_model(), enqueue=False,
                            **{"batch_size": 8, **options})

@@ -18,24 +18,16 @@ from labeling.services.learning.classifier import classifier_fit
 from labeling.services.learning.model_versions import ModelVersionError, model_version_activate
 from labeling.services.learning.retrain import retrain_start, versions_dir
 from labeling.services.learning.training_data import TrainingDataError, cycle_data
+from tests.labeling.ml_helpers import TINY_CYCLE as TINY
 from tests.labeling.ml_helpers import extracted, galaxy10_subset_for_training
+from tests.labeling.ml_helpers import retrain_cycle as cycle
 
 pytestmark = pytest.mark.django_db
-TINY = {"image_size": 32, "epochs": 1}
 
 
 @pytest.fixture
 def dataset(tmp_path):
     return galaxy10_subset_for_training(tmp_path / "import")
-
-
-def cycle(dataset, **options):
-    """One cycle run as a worker would, with the jobs it starts (an activation chain when it wins) run too."""
-    job = retrain_start(dataset=dataset, enqueue=False, **{**TINY, **options})
-    with TestCase.captureOnCommitCallbacks(execute=True):
-        tasks.retrain(job.pk)
-    job.refresh_from_db()
-    return job
 
 
 def test_a_cycle_makes_a_ready_version_with_held_out_metrics_and_baselines(dataset):
