@@ -31,12 +31,11 @@ class DatasetAdmin(admin.ModelAdmin):
     @admin.action(description="Start a retrain cycle (the defaults: from the galaxy backbone, 96 px, 15 epochs)")
     def start_retrain_cycle(self, request, queryset):
         from labeling.admin_actions import _for_each_dataset
-        from labeling.services.learning.model_versions import model_version_get_or_create
-        from labeling.services.learning.retrain import retrain_start
+        from labeling.services.learning.retrain import default_base, retrain_start
 
         # JobConflict, TrainingDataError and bad settings are ValueErrors: each becomes an admin message.
         _for_each_dataset(self, request, queryset, lambda dataset: retrain_start(
-            dataset=dataset, base=model_version_get_or_create(weights="galaxy"), user=request.user))
+            dataset=dataset, base=default_base(), user=request.user))
 
 
 @admin.register(models.Galaxy)

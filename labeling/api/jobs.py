@@ -16,8 +16,7 @@ from labeling.services.jobs.lifecycle import JobConflict, job_cancel
 from labeling.services.labelling.queue import queue_build_start
 from labeling.services.learning.classifier import current_feature_set
 from labeling.services.learning.jobs import clustering_start, extraction_start, index_start
-from labeling.services.learning.model_versions import model_version_get_or_create
-from labeling.services.learning.retrain import DEFAULT_EPOCHS, MIN_CYCLE_IMAGE_SIZE, retrain_start
+from labeling.services.learning.retrain import DEFAULT_EPOCHS, MIN_CYCLE_IMAGE_SIZE, default_base, retrain_start
 
 STARTABLE = [Job.Kind.EXTRACT_FEATURES, Job.Kind.BUILD_INDEX, Job.Kind.CLUSTER, Job.Kind.RETRAIN,
              Job.Kind.BUILD_QUEUE]
@@ -109,8 +108,7 @@ def _start(data: dict, user) -> Job:
     if kind == Job.Kind.RETRAIN:
         # From the shipped galaxy backbone, as the command and the Training page start by default.
         return retrain_start(dataset=dataset, schema=data.get("schema"), epochs=data["epochs"],
-                             base=model_version_get_or_create(weights="galaxy"), image_size=data["image_size"],
-                             user=user)
+                             base=default_base(), image_size=data["image_size"], user=user)
     return queue_build_start(dataset=dataset, schema=data["schema"], user=user)
 
 

@@ -11,7 +11,11 @@ from django.db.models import Count
 
 from labeling.models import Dataset, ExpertLabel, Job, LabelSchema, ModelVersion
 from labeling.services.jobs.lifecycle import JobConflict, JobReporter, job_create, jobs_mark_abandoned
-from labeling.services.learning.model_versions import file_sha256, unique_version_name
+from labeling.services.learning.model_versions import (
+    file_sha256,
+    model_version_get_or_create,
+    unique_version_name,
+)
 from labeling.services.learning.train_processes import train_in_processes
 from labeling.services.learning.training_data import CycleData, TrainingDataError, cycle_data
 
@@ -46,6 +50,16 @@ MIN_CYCLE_IMAGE_SIZE = 96
 def cycle_image_size(base: ModelVersion | None) -> int:
     """The size a cycle trains at when none is asked for: its starting version's own, but at least 96 px."""
     return max(MIN_CYCLE_IMAGE_SIZE, base.image_size if base is not None else MIN_CYCLE_IMAGE_SIZE)
+
+
+def default_base() -> ModelVersion:
+    """The version a cycle starts from unless told otherwise (the command's ``--weights galaxy``, the Training page's
+    first choice, the API and the admin action): the shipped galaxy backbone, registered on first use.
+
+    Raises:
+        ModelVersionError: when the shipped weights file is missing or unreadable.
+    """
+    return model_version_get_or_create(weights="galaxy")
 
 
 def retrain_start(*, dataset: Dataset, schema: LabelSchema | None = None, backbone: str = "resnet18",
