@@ -41,10 +41,12 @@ def consensus_compute(*, rule: ConsensusRule, dataset: Dataset | None = None) ->
     own_kinds = {check_kinds(c["fractions"]) for conditions in rule.conditions.values() for c in conditions
                  if c.get("fractions")}
 
-    existing = {
-        label.galaxy_id: label
-        for label in ConsensusLabel.objects.filter(schema=rule.schema, galaxy_id__in=list(by_galaxy))
-    }
+    # Subqueries, not lists of every galaxy with votes: a catalogue holds hundreds of thousands.
+    has_votes = Exists(VoteSummary.objects.filter(galaxy=OuterRef("galaxy_id"), question__tree_id=rule.tree_id))
+    labels = ConsensusLabel.objects.filter(schema=rule.schema).filter(has_votes)
+    if dataset is not None:
+        labels = labels.filter(galaxy__dataset=dataset)
+    existing = {label.galaxy_id: label for label in labels.iterator(chunk_size=5000)}
     tally: dict[str, int] = defaultdict(int)
     to_create, to_update, to_delete = [], [], []
     now = timezone.now()
@@ -85,9 +87,7 @@ def consensus_compute(*, rule: ConsensusRule, dataset: Dataset | None = None) ->
             to_update.append(label)
     # Galaxies whose votes on the tree are all gone (every volunteer excluded, the catalogue re-imported without
     # them) are not in by_galaxy at all: the labels this rule gave them go too.
-    # A subquery, not a list of every galaxy with votes: a catalogue holds hundreds of thousands.
-    no_votes = ~Exists(VoteSummary.objects.filter(galaxy=OuterRef("galaxy_id"), question__tree_id=rule.tree_id))
-    orphans = ConsensusLabel.objects.filter(rule=rule).filter(no_votes)
+    orphans = ConsensusLabel.objects.filter(rule=rule).filter(~has_votes)
     if dataset is not None:
         orphans = orphans.filter(galaxy__dataset=dataset)
     orphaned = list(orphans.values_list("id", flat=True))
