@@ -4,11 +4,10 @@
 import shlex
 from pathlib import Path
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand
 
-from labeling.management.progress import PhaseBars
+from labeling.management.imports import import_progress
 from labeling.services.imports.features import features_import
-from labeling.services.imports.reports import ImportFailed
 
 
 class Command(BaseCommand):
@@ -27,15 +26,9 @@ class Command(BaseCommand):
                             help="make the imported model the dataset's active version (then run build_index)")
 
     def handle(self, *args, path, dataset, name, ids, id_column, use, **options):
-        bars = PhaseBars(unit="row")
-        try:
+        with import_progress("row", self.stderr) as bars:
             report = features_import(dataset_name=dataset, name=name, path=path, ids=ids, id_column=id_column,
                                      use=use, progress=bars)
-        except ImportFailed as exc:
-            lines = [*exc.problems, f"{len(exc.problems)} problem(s), nothing was imported"]
-            raise CommandError("\n".join(lines)) from None
-        finally:
-            bars.close()
         self.stdout.write(self.style.SUCCESS(report.summary()))
         self.stdout.write(f"next: python manage.py build_index --dataset {shlex.quote(report.dataset)} "
                           f"--feature-set {report.feature_set}")

@@ -3,11 +3,10 @@
 
 from pathlib import Path
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand
 
-from labeling.management.progress import PhaseBars
+from labeling.management.imports import import_progress
 from labeling.services.imports.galaxies import FORMATS, galaxies_import
-from labeling.services.imports.reports import ImportFailed
 
 
 class Command(BaseCommand):
@@ -24,13 +23,9 @@ class Command(BaseCommand):
         parser.add_argument("--skip-bad", action="store_true", help="import the good rows, list the bad ones")
 
     def handle(self, *args, path, dataset, fmt, labels, schema, skip_bad, **options):
-        try:
-            with PhaseBars(unit="img", stream=self.stderr) as bars:
-                report = galaxies_import(dataset_name=dataset, fmt=fmt, path=path, labels_csv=labels,
-                                         schema_name=schema, skip_bad=skip_bad, progress=bars)
-        except ImportFailed as exc:
-            lines = [*exc.problems, f"{len(exc.problems)} problem(s), nothing was imported"]
-            raise CommandError("\n".join(lines)) from None
+        with import_progress("img", self.stderr) as bars:
+            report = galaxies_import(dataset_name=dataset, fmt=fmt, path=path, labels_csv=labels,
+                                     schema_name=schema, skip_bad=skip_bad, progress=bars)
         for line in report.skipped:
             self.stdout.write(f"skipped: {line}")
         self.stdout.write(self.style.SUCCESS(report.summary()))

@@ -3,11 +3,10 @@
 
 from pathlib import Path
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand
 
-from labeling.management.progress import PhaseBars
+from labeling.management.imports import import_progress
 from labeling.services.imports.predictions import predictions_import
-from labeling.services.imports.reports import ImportFailed
 
 
 class Command(BaseCommand):
@@ -26,13 +25,7 @@ class Command(BaseCommand):
                             help="the uncertainty strategies of the dataset's queues read these probabilities")
 
     def handle(self, *args, path, dataset, schema, name, id_column, use, **options):
-        bars = PhaseBars(unit="row")
-        try:
+        with import_progress("row", self.stderr) as bars:
             report = predictions_import(dataset_name=dataset, schema_name=schema, name=name, path=path,
                                         id_column=id_column, use=use, progress=bars)
-        except ImportFailed as exc:
-            lines = [*exc.problems, f"{len(exc.problems)} problem(s), nothing was imported"]
-            raise CommandError("\n".join(lines)) from None
-        finally:
-            bars.close()
         self.stdout.write(self.style.SUCCESS(report.summary()))

@@ -7,9 +7,8 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from labeling.management.progress import PhaseBars
+from labeling.management.imports import import_progress
 from labeling.services.imports.panoptes import panoptes_import
-from labeling.services.imports.reports import ImportFailed
 from labeling.services.imports.votes import FORMATS, votes_import
 
 PANOPTES = "panoptes"
@@ -44,18 +43,13 @@ class Command(BaseCommand):
             raise CommandError(f"{', '.join(given)}: only for --format {PANOPTES}")
         if fmt == PANOPTES and not mapping:
             raise CommandError(f"--format {PANOPTES} needs --mapping: gz_decals, gz2 or a mapping file")
-        try:
-            with PhaseBars(unit="row", stream=self.stderr) as bars:
-                if fmt == PANOPTES:
-                    report = panoptes_import(dataset_name=dataset, path=path, mapping=mapping, workflow_id=workflow_id,
-                                             workflow_versions=tuple(versions), subject_keys=tuple(subject_keys),
-                                             skip_bad=skip_bad, progress=bars)
-                else:
-                    report = votes_import(dataset_name=dataset, fmt=fmt, path=path, skip_bad=skip_bad,
-                                          progress=bars)
-        except ImportFailed as exc:
-            lines = [*exc.problems, f"{len(exc.problems)} problem(s), nothing was imported"]
-            raise CommandError("\n".join(lines)) from None
+        with import_progress("row", self.stderr) as bars:
+            if fmt == PANOPTES:
+                report = panoptes_import(dataset_name=dataset, path=path, mapping=mapping, workflow_id=workflow_id,
+                                         workflow_versions=tuple(versions), subject_keys=tuple(subject_keys),
+                                         skip_bad=skip_bad, progress=bars)
+            else:
+                report = votes_import(dataset_name=dataset, fmt=fmt, path=path, skip_bad=skip_bad, progress=bars)
         for line in report.skipped:
             self.stdout.write(f"skipped: {line}")
         self.stdout.write(self.style.SUCCESS(report.summary()))
