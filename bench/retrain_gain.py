@@ -11,7 +11,8 @@ On kaggle_gz2_dev (spiral or not, real SDSS galaxies), the fixed 70/30 split of 
   on the starting features (LP-FT);
 - cycle, + pseudo-labels: the same plus the unlabelled 70% the probe is at least ``--threshold`` sure of, at the
   product's pseudo-label weight 0.5 (the retrain service's recipe);
-each cycle scored by its class head and by the probe refitted on its new features (what the queues then use).
+each cycle scored by its class head, by the probe refitted on its new features, and by the average of the two (what
+experts and queues see once the cycle is active: labeling/services/learning/classifier.py).
 kaggle_gz2_dev has no volunteer votes, so the soft-vote term is not part of this ablation.
 
     python bench/retrain_gain.py [--data ../shared/data] [--labels 500] [--seeds 3] [--epochs 15] [--lr 3e-4]
@@ -141,8 +142,12 @@ def main() -> None:
             out = predict(run["model"], cycle_images, device="cpu")
             rows.setdefault(f"cycle, {name}: class head", []).append(
                 balanced(labels[test], classes[out["probs"][test].argmax(axis=1)]))
-            rows.setdefault(f"cycle, {name}: probe on its features", []).append(
-                probe(out["features"], labels, labelled, test, seed)[0])
+            refit_score, refit_probs = probe(out["features"], labels, labelled, test, seed)
+            rows.setdefault(f"cycle, {name}: probe on its features", []).append(refit_score)
+            # What experts see after activation: the product averages the two (classifier.CYCLE_HEAD_WEIGHT 0.5).
+            served = 0.5 * out["probs"][test] + 0.5 * refit_probs[test]
+            rows.setdefault(f"cycle, {name}: served (head and probe averaged)", []).append(
+                balanced(labels[test], classes[served.argmax(axis=1)]))
             if args.d4:
                 averaged = predict(run["model"], cycle_images[test], device="cpu", d4=True)["probs"]
                 rows.setdefault(f"cycle, {name}: class head, D4-averaged", []).append(

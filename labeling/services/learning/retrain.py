@@ -6,6 +6,7 @@ active one."""
 from functools import partial
 from pathlib import Path
 
+import numpy as np
 from django.conf import settings
 from django.db.models import Count
 
@@ -131,7 +132,7 @@ def retrain_run(*, job: Job, reporter: JobReporter) -> dict:
 
 def _train_and_evaluate(version: ModelVersion, job: Job, reporter: JobReporter) -> dict:
     from labeling.services.jobs.lifecycle import JobCancelled
-    from labeling.services.learning.retrain_eval import evaluate_cycle
+    from labeling.services.learning.retrain_eval import evaluate_cycle, served_probabilities
     from mlcore.features.augment import decode_all
     from mlcore.features.backbone import input_crop
     from mlcore.training.finetune import TrainConfig, TrainData, TrainingCancelled, train
@@ -171,7 +172,11 @@ def _train_and_evaluate(version: ModelVersion, job: Job, reporter: JobReporter) 
     except TrainingCancelled:
         raise JobCancelled() from None
     reporter.progress(92, 100, "evaluating on the held-out split")
-    probs = predict(trained.model, test_images)["probs"]
+    held_out = predict(trained.model, test_images)
+    labelled = (data.hard >= 0) & (data.hard_weight >= 1.0)
+    train_features = np.zeros((len(data.hard), held_out["features"].shape[1]), np.float32)
+    train_features[labelled] = predict(trained.model, train_images[labelled])["features"]
+    probs = served_probabilities(data, held_out["probs"], train_features, held_out["features"])
     # The previous version is judged on images as it sees them: a cycle may learn at a larger size than its base.
     parent = version.parent
     parent_crop = input_crop(parent.weights_argument) if parent is not None else crop
@@ -181,7 +186,7 @@ def _train_and_evaluate(version: ModelVersion, job: Job, reporter: JobReporter) 
     else:
         baseline_images = (train_images, test_images)
     metrics = evaluate_cycle(version=version, data=data, probs=probs, train_images=train_images,
-                             test_images=test_images, baseline_images=baseline_images)
+                             test_images=test_images, baseline_images=baseline_images, head_probs=held_out["probs"])
     metrics.update(history=trained.history, seconds=round(trained.seconds, 1),
                    images_per_s=round(trained.images_per_s, 1), device=str(trained.device),
                    processes=trained.processes)

@@ -1,11 +1,14 @@
 """How a retrained version is judged: its held-out figures beside two baselines measured in the same run on the same
 galaxies (the previous version's features with a logistic regression, and PCA(20) + logistic regression on pixels),
-and the held-out galaxies it got wrong most confidently."""
+and the held-out galaxies it got wrong most confidently. The version's figures are those of what experts will be
+shown once it is active (``served_probabilities``), its class head alone kept beside them."""
 
 import numpy as np
 
 from labeling.models import ModelVersion
 from labeling.services.learning.training_data import CycleData
+
+HEAD_ALONE = "class head alone"  # the Training page reads it (labeling.selectors.training)
 
 
 def _aligned(probs: np.ndarray, have: list[str], want: list[str]) -> np.ndarray:
@@ -44,9 +47,31 @@ def previous_version_baseline(parent: ModelVersion | None, backbone: str, seed: 
     return name, _aligned(probs, [str(c) for c in head.classes_], data.classes)
 
 
+def served_probabilities(data: CycleData, head_probs: np.ndarray, train_features: np.ndarray,
+                         test_features: np.ndarray) -> np.ndarray:
+    """The held-out probabilities experts would be shown once the version is active
+    (labeling.services.learning.classifier): the probability head fitted on the new features of the training split's
+    labelled galaxies, averaged with the version's class head (``head_probs``, columns ``data.classes``).
+
+    Args:
+        train_features: the new features of every training row (``data.hard`` order); test_features: of the held-out
+            galaxies.
+    """
+    from labeling.services.learning.classifier import blend_with_cycle_head
+    from mlcore.active.head import ProbabilityHead
+
+    labelled = (data.hard >= 0) & (data.hard_weight >= 1.0)
+    regression = ProbabilityHead(seed=0).fit(train_features[labelled], np.array(data.classes)[data.hard[labelled]])
+    probs = _aligned(regression.predict_proba(test_features), [str(c) for c in regression.classes_], data.classes)
+    return blend_with_cycle_head(probs, list(data.classes), head_probs, list(data.classes))
+
+
 def evaluate_cycle(*, version: ModelVersion, data: CycleData, probs: np.ndarray, train_images,
-                   test_images, baseline_images=None) -> dict:
+                   test_images, baseline_images=None, head_probs=None) -> dict:
     """The metrics a version keeps: {"held_out", "baselines", "comparison", "mistakes", "previous_version"}.
+
+    ``probs``: the held-out probabilities the version is judged by (``served_probabilities``); ``head_probs``: its
+    class head's alone, kept as the baseline "class head alone" when given.
 
     ``baseline_images``: (train, test) images at the previous version's own size and crop, when they differ from
     the new version's; default the new version's.
@@ -64,9 +89,12 @@ def evaluate_cycle(*, version: ModelVersion, data: CycleData, probs: np.ndarray,
         "pixels PCA(20) + LR": evaluate_predictions(
             data.test_labels, _aligned(pixel_probs, [str(c) for c in pixel_classes], data.classes), data.classes),
     }
+    if head_probs is not None:
+        baselines[HEAD_ALONE] = evaluate_predictions(data.test_labels, head_probs, data.classes)
     mistakes = [{**row, "galaxy": int(data.test_ids[row["index"]])}
                 for row in confident_mistakes(data.test_labels, probs, data.classes, k=12)]
     return {"held_out": held_out, "baselines": baselines, "previous_version": previous_name,
-            "comparison": compare({version.name: held_out, f"previous: {previous_name}": baselines[
-                "previous version"], "pixels PCA(20) + LR": baselines["pixels PCA(20) + LR"]}),
+            "comparison": compare({version.name: held_out, f"previous: {previous_name}": baselines["previous version"],
+                                   **{name: figures for name, figures in baselines.items()
+                                      if name != "previous version"}}),
             "mistakes": mistakes}

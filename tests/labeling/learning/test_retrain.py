@@ -37,7 +37,8 @@ def test_a_cycle_makes_a_ready_version_with_held_out_metrics_and_baselines(datas
     assert version.status == ModelVersion.Status.READY
     assert Path(version.checkpoint).is_file() and len(version.checkpoint_sha256) == 64
     metrics = version.metrics
-    assert set(metrics["baselines"]) == {"previous version", "pixels PCA(20) + LR"}
+    assert set(metrics["baselines"]) == {"previous version", "pixels PCA(20) + LR", "class head alone"}
+    assert [row["name"] for row in metrics["comparison"]][-1] == "class head alone"
     assert 0 <= metrics["held_out"]["accuracy"] <= 1 and len(metrics["held_out"]["confusion"]) == 3
     assert [row["name"] for row in metrics["comparison"]][0] == version.name
     assert len(metrics["history"]) == 1 and metrics["history"][0]["loss"] > 0
