@@ -31,8 +31,9 @@ PREDICT_BATCH = 50_000
 KEEP_HEAD_FILES = 3
 # Weight of a retrain cycle's class head beside the refitted regression. Measured on 500 kaggle_gz2_dev labels, 10
 # seeds (bench/retrain_gain.py, docs/benchmarks.md "Retrain cycles"): head alone 0.828 ± 0.016, regression alone
-# 0.823 ± 0.016, the average 0.828 ± 0.014. The head learnt end to end with augmentation and pseudo-labels; the regression carries the labels
-# given after the cycle, without which the queues' probabilities would not move until the next cycle.
+# 0.823 ± 0.016, the average 0.828 ± 0.014 (the head's figure with a smaller spread). The head learnt end to end
+# with augmentation and pseudo-labels; the regression carries the labels given after the cycle, without which the
+# queues' probabilities would not move until the next cycle.
 CYCLE_HEAD_WEIGHT = 0.5
 
 
