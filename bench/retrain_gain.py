@@ -44,6 +44,7 @@ from mlcore.active.head import ProbabilityHead  # noqa: E402
 from mlcore.features.augment import decode_all  # noqa: E402
 from mlcore.features.backbone import build_backbone, input_crop, read_checkpoint, resolve_weights  # noqa: E402
 from mlcore.features.images import d4_views  # noqa: E402
+from mlcore.training.class_head import blend  # noqa: E402
 from mlcore.training.evaluate import pixel_baseline  # noqa: E402
 from mlcore.training.finetune import TrainConfig, TrainData, predict, pseudo_labels, train  # noqa: E402
 
@@ -144,8 +145,8 @@ def main() -> None:
                 balanced(labels[test], classes[out["probs"][test].argmax(axis=1)]))
             refit_score, refit_probs = probe(out["features"], labels, labelled, test, seed)
             rows.setdefault(f"cycle, {name}: probe on its features", []).append(refit_score)
-            # What experts see after activation: the product averages the two (classifier.CYCLE_HEAD_WEIGHT 0.5).
-            served = 0.5 * out["probs"][test] + 0.5 * refit_probs[test]
+            # What experts see after activation: the product blends the two (mlcore.training.class_head.blend).
+            served = blend(refit_probs[test], list(classes), out["probs"][test], list(classes))
             rows.setdefault(f"cycle, {name}: served (head and probe averaged)", []).append(
                 balanced(labels[test], classes[served.argmax(axis=1)]))
             if args.d4:

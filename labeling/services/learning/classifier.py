@@ -1,7 +1,7 @@
 """The probability model before any retraining: a calibrated, class-balanced logistic regression on the current
 feature vectors (mlcore.active.head), trained on expert labels plus confident volunteer consensus, whose probabilities
 feed the uncertainty strategies and are shown to experts. On the features of a retrain cycle trained for the same
-schema, the cycle's own class head joins it: their probabilities are averaged (``cycle_class_head``)."""
+schema, the cycle's own class head joins it (``cycle_class_head``, ``mlcore.training.class_head.blend``)."""
 
 from collections import Counter
 from pathlib import Path
@@ -29,12 +29,6 @@ from labeling.services.jobs.lifecycle import JobConflict, JobReporter, job_creat
 
 PREDICT_BATCH = 50_000
 KEEP_HEAD_FILES = 3
-# Weight of a retrain cycle's class head beside the refitted regression. Measured on 500 kaggle_gz2_dev labels, 10
-# seeds (bench/retrain_gain.py, docs/benchmarks.md "Retrain cycles"): head alone 0.828 ± 0.016, regression alone
-# 0.823 ± 0.016, the average 0.828 ± 0.014 (the head's figure with a smaller spread). The head learnt end to end
-# with augmentation and pseudo-labels; the regression carries the labels given after the cycle, without which the
-# queues' probabilities would not move until the next cycle.
-CYCLE_HEAD_WEIGHT = 0.5
 
 
 def current_feature_set(*, dataset: Dataset) -> FeatureSet | None:
@@ -79,6 +73,7 @@ def classifier_fit(*, feature_set: FeatureSet, schema: LabelSchema, reporter: Jo
     """
     from mlcore.active.head import ProbabilityHead
     from mlcore.features.store import FeatureStore
+    from mlcore.training.class_head import blend
 
     policy = queue_policy(dataset=feature_set.dataset)
     labels, n_expert_all = training_labels(dataset=feature_set.dataset, schema=schema,
@@ -108,7 +103,7 @@ def classifier_fit(*, feature_set: FeatureSet, schema: LabelSchema, reporter: Jo
     for batch_keys, vectors in store.iter_batches(PREDICT_BATCH):
         probs = head.predict_proba(vectors.astype(np.float32))
         if cycle_head is not None:
-            probs = blend_with_cycle_head(probs, classes, cycle_head.predict_proba(vectors), cycle_head.classes)
+            probs = blend(probs, classes, cycle_head.predict_proba(vectors), cycle_head.classes)
         best = probs.argmax(axis=1)
         for key, row, top in zip(batch_keys.tolist(), probs.tolist(), best.tolist(), strict=True):
             rows.append((key, classes[top], row[top], dict(zip(classes, (round(p, 5) for p in row), strict=True))))
@@ -143,7 +138,7 @@ def cycle_class_head(*, feature_set: FeatureSet, schema: LabelSchema):
     """(class head, note for the classifier's metrics) of the feature set's model version when it is a retrain cycle
     trained for ``schema``; (None, {}) otherwise, and (None, {"cycle_head_error": why}) when its heads file cannot be
     read (the regression alone then serves)."""
-    from mlcore.training.class_head import read_class_head
+    from mlcore.training.class_head import HEAD_WEIGHT, read_class_head
 
     version = feature_set.model_version
     if version is None or version.method != "finetune" or version.schema_id != schema.pk or not version.checkpoint:
@@ -154,22 +149,7 @@ def cycle_class_head(*, feature_set: FeatureSet, schema: LabelSchema):
         return None, {"cycle_head_error": str(exc)}
     if head is None:
         return None, {}
-    return head, {"cycle_head": version.name, "cycle_head_weight": CYCLE_HEAD_WEIGHT}
-
-
-def blend_with_cycle_head(probs: np.ndarray, classes: list[str], head_probs: np.ndarray,
-                          head_classes: list[str]) -> np.ndarray:
-    """The regression's probabilities (columns ``classes``) averaged with a cycle head's (columns ``head_classes``)
-    for the same galaxies. A class the cycle never learnt keeps the regression's probability; the head's answer
-    shares out the rest."""
-    aligned = np.zeros_like(probs)
-    known = np.array([key in head_classes for key in classes])
-    for j, key in enumerate(classes):
-        if known[j]:
-            aligned[:, j] = head_probs[:, head_classes.index(key)]
-    aligned /= np.maximum(aligned.sum(axis=1, keepdims=True), 1e-12)
-    rest = probs[:, known].sum(axis=1, keepdims=True)
-    return np.where(known, (1 - CYCLE_HEAD_WEIGHT) * probs + CYCLE_HEAD_WEIGHT * rest * aligned, probs)
+    return head, {"cycle_head": version.name, "cycle_head_weight": HEAD_WEIGHT}
 
 
 def _prune_head_files(feature_set: FeatureSet, schema: LabelSchema, keep: int = KEEP_HEAD_FILES) -> None:

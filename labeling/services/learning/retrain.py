@@ -6,7 +6,6 @@ active one."""
 from functools import partial
 from pathlib import Path
 
-import numpy as np
 from django.conf import settings
 from django.db.models import Count
 
@@ -173,10 +172,8 @@ def _train_and_evaluate(version: ModelVersion, job: Job, reporter: JobReporter) 
         raise JobCancelled() from None
     reporter.progress(92, 100, "evaluating on the held-out split")
     held_out = predict(trained.model, test_images)
-    labelled = (data.hard >= 0) & (data.hard_weight >= 1.0)
-    train_features = np.zeros((len(data.hard), held_out["features"].shape[1]), np.float32)
-    train_features[labelled] = predict(trained.model, train_images[labelled])["features"]
-    probs = served_probabilities(data, held_out["probs"], train_features, held_out["features"])
+    expert_features = predict(trained.model, train_images[data.expert_rows])["features"]
+    probs = served_probabilities(data, held_out["probs"], expert_features, held_out["features"])
     # The previous version is judged on images as it sees them: a cycle may learn at a larger size than its base.
     parent = version.parent
     parent_crop = input_crop(parent.weights_argument) if parent is not None else crop

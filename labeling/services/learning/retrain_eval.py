@@ -30,40 +30,37 @@ def _features(backbone: str, weights: str, seed: int, images) -> np.ndarray:
         return np.concatenate([model(images[i:i + 64]).numpy() for i in range(0, len(images), 64)])
 
 
+def _regression(data: CycleData, expert_features: np.ndarray, test_features: np.ndarray) -> np.ndarray:
+    """Held-out probabilities (columns ``data.classes``) of the product's probability head fitted on the features of
+    the training rows with an expert label."""
+    from mlcore.active.head import ProbabilityHead
+
+    head = ProbabilityHead(seed=0).fit(expert_features, np.array(data.classes)[data.hard[data.expert_rows]])
+    return _aligned(head.predict_proba(test_features), [str(c) for c in head.classes_], data.classes)
+
+
 def previous_version_baseline(parent: ModelVersion | None, backbone: str, seed: int, data: CycleData,
                               train_images, test_images) -> tuple[str, np.ndarray]:
     """(name, held-out probabilities) of a logistic regression on the previous version's features, trained on the
     same expert labels; a seeded random initialisation when there is no previous version."""
-    from mlcore.active.head import ProbabilityHead
-
-    labelled = (data.hard >= 0) & (data.hard_weight >= 1.0)
     if parent is not None:
         name, arch, weights, seed = parent.name, parent.backbone, parent.weights_argument, parent.seed
     else:
         name, arch, weights = f"{backbone} random init", backbone, "random"
-    head = ProbabilityHead(seed=0).fit(_features(arch, weights, seed, train_images[labelled]),
-                                       np.array(data.classes)[data.hard[labelled]])
-    probs = head.predict_proba(_features(arch, weights, seed, test_images))
-    return name, _aligned(probs, [str(c) for c in head.classes_], data.classes)
+    return name, _regression(data, _features(arch, weights, seed, train_images[data.expert_rows]),
+                             _features(arch, weights, seed, test_images))
 
 
-def served_probabilities(data: CycleData, head_probs: np.ndarray, train_features: np.ndarray,
+def served_probabilities(data: CycleData, head_probs: np.ndarray, expert_features: np.ndarray,
                          test_features: np.ndarray) -> np.ndarray:
     """The held-out probabilities experts would be shown once the version is active
-    (labeling.services.learning.classifier): the probability head fitted on the new features of the training split's
-    labelled galaxies, averaged with the version's class head (``head_probs``, columns ``data.classes``).
+    (labeling.services.learning.classifier): the probability head fitted on the new features of the training rows
+    with an expert label (``expert_features``, in ``data.expert_rows`` order), blended with the version's class head
+    (``head_probs``, columns ``data.classes``)."""
+    from mlcore.training.class_head import blend
 
-    Args:
-        train_features: the new features of every training row (``data.hard`` order); test_features: of the held-out
-            galaxies.
-    """
-    from labeling.services.learning.classifier import blend_with_cycle_head
-    from mlcore.active.head import ProbabilityHead
-
-    labelled = (data.hard >= 0) & (data.hard_weight >= 1.0)
-    regression = ProbabilityHead(seed=0).fit(train_features[labelled], np.array(data.classes)[data.hard[labelled]])
-    probs = _aligned(regression.predict_proba(test_features), [str(c) for c in regression.classes_], data.classes)
-    return blend_with_cycle_head(probs, list(data.classes), head_probs, list(data.classes))
+    return blend(_regression(data, expert_features, test_features), list(data.classes), head_probs,
+                 list(data.classes))
 
 
 def evaluate_cycle(*, version: ModelVersion, data: CycleData, probs: np.ndarray, train_images,
@@ -79,7 +76,7 @@ def evaluate_cycle(*, version: ModelVersion, data: CycleData, probs: np.ndarray,
     from mlcore.training.evaluate import compare, confident_mistakes, evaluate_predictions, pixel_baseline
 
     held_out = evaluate_predictions(data.test_labels, probs, data.classes)
-    labelled = (data.hard >= 0) & (data.hard_weight >= 1.0)
+    labelled = data.expert_rows
     previous_name, previous_probs = previous_version_baseline(version.parent, version.backbone, version.seed, data,
                                                               *(baseline_images or (train_images, test_images)))
     pixel_probs, pixel_classes = pixel_baseline(train_images[labelled], np.array(data.classes)[data.hard[labelled]],

@@ -48,6 +48,11 @@ class CycleData:
     snapshot: dict = field(default_factory=dict)
     trained_as: dict = field(default_factory=dict)
 
+    @property
+    def expert_rows(self) -> np.ndarray:
+        """bool (n,): the training rows with an expert label (not a pseudo-label, not votes alone)."""
+        return (self.hard >= 0) & (self.hard_weight >= 1.0)
+
 
 def image_paths(dataset: Dataset) -> dict[int, str]:
     """Galaxy id -> its image file, for the galaxies of the dataset that have one, in id order."""

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 
 from labeling.models import FeatureSet, ModelVersion
-from labeling.services.learning.classifier import CYCLE_HEAD_WEIGHT, blend_with_cycle_head, classifier_fit
+from labeling.services.learning.classifier import classifier_fit
 from mlcore.active.head import ProbabilityHead
 from mlcore.features.store import FeatureStore
-from mlcore.training.class_head import ClassHead, read_class_head
+from mlcore.training.class_head import HEAD_WEIGHT, ClassHead, blend, read_class_head
 from mlcore.training.galaxy_model import heads_path
 from tests.labeling.ml_helpers import extracted, galaxy10_subset_for_training, retrain_cycle
 
@@ -43,7 +43,7 @@ def test_predictions_on_a_cycles_features_average_its_head_and_the_refitted_regr
     classifier = classifier_fit(feature_set=feature_set, schema=version.schema)
     assert classifier.metrics["cycle_head"] == version.name
     keys, regression, head = regression_and_head(classifier, version, feature_set)
-    expected = (1 - CYCLE_HEAD_WEIGHT) * regression + CYCLE_HEAD_WEIGHT * head
+    expected = (1 - HEAD_WEIGHT) * regression + HEAD_WEIGHT * head
     assert np.abs(regression - head).max() > 0.01  # the two disagree, so the average is not either one
     rows = served(classifier)
     got = np.array([[rows[int(k)][c] for c in classifier.classes] for k in keys])
@@ -73,8 +73,7 @@ def test_a_class_the_cycle_never_learnt_keeps_the_regressions_probability():
     head = ClassHead(classes=["a", "b"], weight=np.array([[1.0, 0.0], [0.0, 1.0]], np.float32),
                      bias=np.zeros(2, np.float32))
     probs = np.array([[0.2, 0.3, 0.5]])
-    mixed = blend_with_cycle_head(probs, ["a", "b", "c"], head.predict_proba(np.array([[5.0, 0.0]], np.float32)),
-                                  head.classes)
+    mixed = blend(probs, ["a", "b", "c"], head.predict_proba(np.array([[5.0, 0.0]], np.float32)), head.classes)
     np.testing.assert_allclose(mixed.sum(axis=1), 1.0, rtol=1e-6)
     assert mixed[0, 2] == pytest.approx(0.5)
     sure_of_a = 1 / (1 + np.exp(-5.0))
