@@ -44,7 +44,7 @@ from mlcore.active.head import ProbabilityHead  # noqa: E402
 from mlcore.features.augment import decode_all  # noqa: E402
 from mlcore.features.backbone import build_backbone, input_crop, read_checkpoint, resolve_weights  # noqa: E402
 from mlcore.features.images import d4_views  # noqa: E402
-from mlcore.training.class_head import blend  # noqa: E402
+from mlcore.training.class_head import PARENT_ENSEMBLE_WEIGHT, blend, class_head_of  # noqa: E402
 from mlcore.training.evaluate import pixel_baseline  # noqa: E402
 from mlcore.training.finetune import TrainConfig, TrainData, predict, pseudo_labels, train  # noqa: E402
 
@@ -59,6 +59,12 @@ def probe(features, labels, train_rows, test_rows, seed) -> tuple[float, np.ndar
     """Balanced accuracy of the product's head on the test rows, and its probabilities for every row."""
     head = ProbabilityHead(seed=seed).fit(features[train_rows], labels[train_rows])
     return balanced(labels[test_rows], head.predict(features[test_rows])), head.predict_proba(features)
+
+
+def with_parent(served: np.ndarray, parent_probs: np.ndarray, classes: np.ndarray) -> np.ndarray:
+    """What experts see after activation since the parent ensemble (labeling/services/learning/classifier.py): the
+    cycle's blend averaged with the regression on its parent's features (here the starting probe)."""
+    return blend(served, list(classes), parent_probs, list(classes), weight=PARENT_ENSEMBLE_WEIGHT)
 
 
 def cycle(images, labels, classes, labelled, pseudo, config, weights) -> dict:
@@ -145,22 +151,35 @@ def main() -> None:
                 balanced(labels[test], classes[out["probs"][test].argmax(axis=1)]))
             refit_score, refit_probs = probe(out["features"], labels, labelled, test, seed)
             rows.setdefault(f"cycle, {name}: probe on its features", []).append(refit_score)
-            # What experts see after activation: the product blends the two (mlcore.training.class_head.blend).
+            # The cycle's own answer: the product blends the two (mlcore.training.class_head.blend) ...
             served = blend(refit_probs[test], list(classes), out["probs"][test], list(classes))
-            rows.setdefault(f"cycle, {name}: served (head and probe averaged)", []).append(
+            rows.setdefault(f"cycle, {name}: head and probe averaged", []).append(
                 balanced(labels[test], classes[served.argmax(axis=1)]))
+            # ... and, as served since the parent ensemble, averaged with the probe on the starting features.
+            rows.setdefault(f"cycle, {name}: served (that and the starting probe)", []).append(
+                balanced(labels[test], classes[with_parent(served, probs[test], classes).argmax(axis=1)]))
             if args.d4:
-                averaged = predict(run["model"], cycle_images[test], device="cpu", d4=True)["probs"]
+                # The cycle's outputs averaged over the 8 D4 views (a rotation-invariant feature set of the version):
+                # only the labelled and held-out rows are needed.
+                needed = np.concatenate([labelled, test])
+                averaged = predict(run["model"], cycle_images[needed], device="cpu", d4=True)
+                # As the product serves it: the class head on the stored (D4-averaged) feature vectors.
+                head_d4 = class_head_of(run["model"], list(classes)).predict_proba(averaged["features"][len(labelled):])
                 rows.setdefault(f"cycle, {name}: class head, D4-averaged", []).append(
-                    balanced(labels[test], classes[averaged.argmax(axis=1)]))
+                    balanced(labels[test], classes[head_d4.argmax(axis=1)]))
+                refit_d4 = ProbabilityHead(seed=seed).fit(averaged["features"][:len(labelled)], labels[labelled]) \
+                    .predict_proba(averaged["features"][len(labelled):])
+                served_d4 = with_parent(blend(refit_d4, list(classes), head_d4, list(classes)), probs[test], classes)
+                rows.setdefault(f"cycle, {name}: served, D4-averaged", []).append(
+                    balanced(labels[test], classes[served_d4.argmax(axis=1)]))
             print(f"seed {seed}, {name}: {run['rows']} training rows ({len(pseudo[0])} pseudo), "
                   f"{run['seconds']:.0f} s; class head {rows[f'cycle, {name}: class head'][-1]:.3f}, probe on its "
                   f"features {rows[f'cycle, {name}: probe on its features'][-1]:.3f} (probe on the starting "
                   f"features {score:.3f})", flush=True)
     print(f"\n{args.labels} labels, {args.seeds} seeds; balanced accuracy on the {len(test)} held-out galaxies\n")
-    print(f"{'model':<48} {'mean':>6} {'spread':>7}  per seed")
+    print(f"{'model':<62} {'mean':>6} {'spread':>7}  per seed")
     for name, values in rows.items():
-        print(f"{name:<48} {statistics.mean(values):>6.3f} {statistics.pstdev(values):>7.3f}  "
+        print(f"{name:<62} {statistics.mean(values):>6.3f} {statistics.pstdev(values):>7.3f}  "
               + " ".join(f"{v:.3f}" for v in values))
     if args.json:
         args.json.write_text(json.dumps({"date": time.strftime("%Y-%m-%d"), "labels": args.labels,

@@ -123,6 +123,10 @@ class RetrainForm(forms.Form):
                                         help_text="Weight of the volunteers' votes in the loss (per vote, on "
                                                   "the scale of a label's cross-entropy).")
     seed = forms.IntegerField(initial=0)
+    rotation_invariant = forms.BooleanField(
+        label="Rotation-invariant features", required=False, initial=True,
+        help_text="Serve each galaxy's features averaged over its 8 flips and quarter turns: measured better, for 8 "
+                  "times the extraction work.")
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)

@@ -71,6 +71,13 @@ class ModelVersion(models.Model):
         return self.name
 
     @property
+    def rotation_invariant_features(self) -> bool:
+        """Whether the version serves feature vectors averaged over the eight flips and quarter turns of each image
+        (a retrain cycle's default: its class head and the regressions gain from the averaging), so that its
+        activation extracts those and the pages and the probability model read them."""
+        return bool((self.hyperparameters or {}).get("rotation_invariant"))
+
+    @property
     def is_imported(self) -> bool:
         """True for an outside model known only by the feature vectors imported under its name."""
         return self.weights == self.Weights.IMPORTED

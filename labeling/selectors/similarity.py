@@ -9,7 +9,7 @@ per process and again when the index is rebuilt.
 import threading
 from dataclasses import dataclass
 
-from django.db.models import F
+from django.db.models import F, QuerySet
 
 from labeling.models import Dataset, FeatureSet, Galaxy
 from labeling.selectors.catalogue import with_current_labels
@@ -44,6 +44,20 @@ class Neighbour:
         return 100.0 * self.score
 
 
+def served_feature_set(sets: QuerySet[FeatureSet]) -> FeatureSet | None:
+    """Of ``sets`` (feature sets of one dataset), the one the dataset's active model version serves: of the kind the
+    version asks for (plain or rotation-invariant, ``ModelVersion.rotation_invariant_features``), else its other
+    one; None when the active version has none among them. One query.
+
+    The active version is read in the same query, not from a ``Dataset`` row: a page may hold the row from before an
+    activation that has just finished."""
+    candidates = list(sets.filter(model_version=F("dataset__active_version")).select_related("model_version"))
+    if not candidates:
+        return None
+    wanted = candidates[0].model_version.rotation_invariant_features
+    return min(candidates, key=lambda s: (s.rotation_invariant != wanted, s.rotation_invariant))
+
+
 def feature_set_for(*, dataset: Dataset, feature_set_id: int | None = None) -> FeatureSet | None:
     """The feature set whose neighbours a dataset's pages show: the one asked for, else the dataset's active model
     version's, else the most recently indexed one; None when no feature set of the dataset has an index."""
@@ -52,10 +66,7 @@ def feature_set_for(*, dataset: Dataset, feature_set_id: int | None = None) -> F
     if feature_set_id is not None:
         chosen = indexed.filter(pk=feature_set_id).first()
     else:
-        # The active version is read in the same query, not from ``dataset``: a page may hold the row from before
-        # an activation that has just finished.
-        chosen = (indexed.filter(model_version=F("dataset__active_version")).order_by("rotation_invariant").first()
-                  or indexed.order_by("-index_built_at", "-pk").first())
+        chosen = served_feature_set(indexed) or indexed.order_by("-index_built_at", "-pk").first()
     # An index file removed by hand (a cleaned-up disk) means no neighbours, not a failing page.
     return chosen if chosen is not None and chosen.index_file.exists() else None
 

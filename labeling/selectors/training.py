@@ -11,6 +11,7 @@ VERSIONS_SHOWN = 200
 PREVIOUS = "previous version"
 PIXELS = "pixels PCA(20) + LR"
 HEAD_ALONE = "class head alone"  # labeling.services.learning.retrain_eval.HEAD_ALONE
+WITHOUT_PREVIOUS = "without the previous version"  # labeling.services.learning.retrain_eval.WITHOUT_PREVIOUS
 TRAINING_KINDS = (Job.Kind.RETRAIN, Job.Kind.PRETRAIN)
 IN_PROGRESS = (Job.Status.QUEUED, Job.Status.RUNNING)
 
@@ -28,8 +29,10 @@ class VersionRow:
     # The retrain cycle's decision: {"activated", "metric", "value", "previous", "previous_version"}, or None.
     activation: dict | None = None
     pixel_accuracy: float | None = None
-    # A retrain cycle's class head alone; its own figures are those of what experts are shown (head and regression).
+    # A retrain cycle's own figures are those of what experts are shown: its class head and a regression on its
+    # features, averaged with a regression on the previous version's features. These two are the parts alone.
     head_balanced_accuracy: float | None = None
+    without_previous_balanced_accuracy: float | None = None
     held_out: int | None = None
     expert_labels: int | None = None
     pseudo_labels: int | None = None
@@ -65,6 +68,7 @@ def version_row(version: ModelVersion) -> VersionRow:
         previous_name=metrics.get("previous_version", ""), activation=metrics.get("activation"),
         pixel_accuracy=_figure(baselines.get(PIXELS), "accuracy"),
         head_balanced_accuracy=_figure(baselines.get(HEAD_ALONE), "balanced_accuracy"),
+        without_previous_balanced_accuracy=_figure(baselines.get(WITHOUT_PREVIOUS), "balanced_accuracy"),
         held_out=training.get("held_out"), expert_labels=training.get("expert_labels"),
         pseudo_labels=training.get("pseudo_labels"), with_votes=training.get("with_votes"))
 

@@ -63,7 +63,7 @@ def training_start(request):
         job = retrain_start(dataset=data["dataset"], schema=data["schema"], backbone=data["backbone"],
                             base=data["base"], image_size=data["image_size"], epochs=data["epochs"], lr=data["lr"],
                             pseudo_threshold=data["pseudo_threshold"], soft_vote_weight=data["soft_vote_weight"],
-                            seed=data["seed"], user=request.user)
+                            seed=data["seed"], rotation_invariant=data["rotation_invariant"], user=request.user)
     except ValueError as exc:  # JobConflict, TrainingDataError and settings out of range are all ValueErrors
         form.add_error(None, str(exc))
         messages.error(request, f"Could not start a retrain cycle: {exc}")

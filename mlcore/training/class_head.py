@@ -23,6 +23,13 @@ from mlcore.training.galaxy_model import heads_path, read_heads
 # without which the queues' probabilities would not move until the next cycle.
 HEAD_WEIGHT = 0.5
 
+# Weight of the regression on the cycle's parent's features (the version it started from) beside that average: an
+# output-space ensemble of the fine-tuned model with the linear probe it started from, as WiSE-FT (Wortsman et al.
+# 2022) does in weight space. The probe errs on other galaxies than the fine-tuned network. Chosen on 5 seeds of 500
+# kaggle_gz2_dev labels (seeds 10-14): the cycle alone gained 2.4 points over the probe, with its parent at 1/3 2.7,
+# at 1/2 3.0 with a smaller spread; confirmed on seeds 0-9 (docs/benchmarks.md "Retrain cycles").
+PARENT_ENSEMBLE_WEIGHT = 0.5
+
 
 @dataclass(frozen=True)
 class ClassHead:
@@ -45,6 +52,16 @@ class ClassHead:
         logits -= logits.max(axis=1, keepdims=True)
         exp = np.exp(logits)
         return exp / exp.sum(axis=1, keepdims=True)
+
+
+def class_head_of(model, classes: list[str]) -> ClassHead | None:
+    """The class head of a ``GalaxyModel`` in memory (its classes in index order), as ``read_class_head`` would read
+    it back from the files; None when the model has none."""
+    if model.classifier is None:
+        return None
+    return ClassHead(classes=[str(c) for c in classes],
+                     weight=model.classifier.weight.detach().float().cpu().numpy(),
+                     bias=model.classifier.bias.detach().float().cpu().numpy())
 
 
 def read_class_head(checkpoint_path: str | os.PathLike) -> ClassHead | None:

@@ -54,6 +54,9 @@ class Command(BaseCommand):
         parser.add_argument("--soft-vote-weight", type=float, default=1.0,
                             help="weight of the volunteers' votes (nats per vote) against the labels' cross-entropy")
         parser.add_argument("--seed", type=int, default=0)
+        parser.add_argument("--no-rotation-invariant", action="store_true",
+                            help="serve plain feature vectors instead of the mean over each image's 8 flips and "
+                                 "quarter turns (8 times faster extraction, about 0.4 points lower)")
 
     def handle(self, *args, **options):
         dataset = dataset_named(options["dataset"])
@@ -67,7 +70,8 @@ class Command(BaseCommand):
                                 base=base_version(options["weights"], dataset), image_size=options["image_size"],
                                 epochs=options["epochs"], lr=options["lr"],
                                 pseudo_threshold=options["pseudo_threshold"],
-                                soft_vote_weight=options["soft_vote_weight"], seed=options["seed"], enqueue=False)
+                                soft_vote_weight=options["soft_vote_weight"], seed=options["seed"],
+                                rotation_invariant=not options["no_rotation_invariant"], enqueue=False)
         except (JobConflict, TrainingDataError, ValueError) as exc:
             raise CommandError(str(exc)) from None
         job, seconds = run_here(tasks.retrain, job, unit="%", stream=self.stderr)

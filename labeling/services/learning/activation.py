@@ -34,6 +34,7 @@ def version_activate(*, version: ModelVersion, dataset: Dataset, user=None) -> J
     except (WeightsError, OSError) as exc:
         raise ModelVersionError(f"model version {version.name!r} cannot be activated: {exc}") from None
     return extraction_start(dataset=dataset, model_version=version, user=user,
+                            rotation_invariant=version.rotation_invariant_features,
                             chain={"activate": version.pk, "next": list(CHAIN)})
 
 

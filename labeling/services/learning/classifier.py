@@ -1,9 +1,12 @@
 """The probability model before any retraining: a calibrated, class-balanced logistic regression on the current
 feature vectors (mlcore.active.head), trained on expert labels plus confident volunteer consensus, whose probabilities
 feed the uncertainty strategies and are shown to experts. On the features of a retrain cycle trained for the same
-schema, the cycle's own class head joins it (``cycle_class_head``, ``mlcore.training.class_head.blend``)."""
+schema, the cycle's own class head joins it (``cycle_class_head``, ``mlcore.training.class_head.blend``), and so
+does the same regression on the features of the version the cycle started from (``parent_regression``): what the
+Training page measured for the cycle."""
 
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +28,7 @@ from labeling.models import (
     QueuePolicy,
 )
 from labeling.selectors.labels import EXPERT, galaxy_labels
+from labeling.selectors.similarity import served_feature_set
 from labeling.services.jobs.lifecycle import JobConflict, JobReporter, job_create
 
 PREDICT_BATCH = 50_000
@@ -35,8 +39,7 @@ def current_feature_set(*, dataset: Dataset) -> FeatureSet | None:
     """The vectors the queue and the probability model use: the dataset's active model version's, else the most
     recently updated non-empty feature set of the dataset. Another dataset's active version never counts here."""
     sets = FeatureSet.objects.filter(dataset=dataset, count__gt=0).select_related("model_version", "dataset")
-    return (sets.filter(model_version=F("dataset__active_version")).order_by("rotation_invariant").first()
-            or sets.order_by("-updated_at", "-pk").first())
+    return served_feature_set(sets) or sets.order_by("-updated_at", "-pk").first()
 
 
 def queue_policy(*, dataset: Dataset) -> QueuePolicy:
@@ -91,6 +94,7 @@ def classifier_fit(*, feature_set: FeatureSet, schema: LabelSchema, reporter: Jo
     head = ProbabilityHead(seed=seed).fit(store.get(keys).astype(np.float32), y)
     classes = [str(c) for c in head.classes_]
     cycle_head, cycle_note = cycle_class_head(feature_set=feature_set, schema=schema)
+    parent, parent_note = parent_regression(feature_set=feature_set, schema=schema, labels=labels, seed=seed)
     path = _head_path(feature_set, schema)
     head.save(path)
     expert_ids = set(ExpertLabel.objects.filter(schema=schema, galaxy__dataset=feature_set.dataset,
@@ -104,6 +108,8 @@ def classifier_fit(*, feature_set: FeatureSet, schema: LabelSchema, reporter: Jo
         probs = head.predict_proba(vectors.astype(np.float32))
         if cycle_head is not None:
             probs = blend(probs, classes, cycle_head.predict_proba(vectors), cycle_head.classes)
+        if parent is not None:
+            probs = parent.blend_into(probs, classes, batch_keys)
         best = probs.argmax(axis=1)
         for key, row, top in zip(batch_keys.tolist(), probs.tolist(), best.tolist(), strict=True):
             rows.append((key, classes[top], row[top], dict(zip(classes, (round(p, 5) for p in row), strict=True))))
@@ -117,7 +123,7 @@ def classifier_fit(*, feature_set: FeatureSet, schema: LabelSchema, reporter: Jo
                 feature_set=feature_set, schema=schema, path=str(path), classes=classes, n_labels=len(keys),
                 n_expert=n_expert, n_consensus=len(keys) - n_expert, calibrated=bool(head.calibrated_),
                 metrics={"class_counts": dict(sorted(counts.items())), "expert_labels_seen": n_expert_all,
-                         **cycle_note},
+                         **cycle_note, **parent_note},
             )
             Prediction.objects.filter(classifier__feature_set=feature_set, classifier__schema=schema).exclude(
                 classifier=classifier).delete()
@@ -150,6 +156,59 @@ def cycle_class_head(*, feature_set: FeatureSet, schema: LabelSchema):
     if head is None:
         return None, {}
     return head, {"cycle_head": version.name, "cycle_head_weight": HEAD_WEIGHT}
+
+
+@dataclass
+class ParentRegression:
+    """The probability head fitted on a cycle's parent's feature vectors, and the store it reads them from."""
+
+    head: object  # mlcore.active.head.ProbabilityHead
+    store: object  # mlcore.features.store.FeatureStore
+
+    def blend_into(self, probs: np.ndarray, classes: list[str], keys: np.ndarray) -> np.ndarray:
+        """``probs`` (rows ``keys``) averaged with this regression's answers where the parent has a vector; a galaxy
+        added after the parent's extraction keeps the cycle's answer."""
+        from mlcore.training.class_head import PARENT_ENSEMBLE_WEIGHT, blend
+
+        present = self.store.has(keys)
+        if not present.any():
+            return probs
+        probs = probs.copy()
+        parent_probs = self.head.predict_proba(self.store.get(keys[present]))
+        probs[present] = blend(probs[present], classes, parent_probs, [str(c) for c in self.head.classes_],
+                               weight=PARENT_ENSEMBLE_WEIGHT)
+        return probs
+
+
+def parent_regression(*, feature_set: FeatureSet, schema: LabelSchema, labels: dict[int, str],
+                      seed: int = 0) -> tuple[ParentRegression | None, dict]:
+    """(the regression on the parent's features, note for the classifier's metrics) when the feature set's model
+    version is a retrain cycle for ``schema`` whose parent has feature vectors of the same dataset; (None, {}) for
+    any other version, and (None, {"parent_ensemble_error": why}) when the parent's vectors are missing or too few.
+    The cycle's held-out figures were measured with this ensemble (labeling.services.learning.retrain_eval)."""
+    from mlcore.active.head import ProbabilityHead
+    from mlcore.features.store import FeatureStore
+    from mlcore.training.class_head import PARENT_ENSEMBLE_WEIGHT
+
+    version = feature_set.model_version
+    if version is None or version.method != "finetune" or version.schema_id != schema.pk or version.parent is None:
+        return None, {}
+    parent = version.parent
+    parent_set = (FeatureSet.objects.filter(model_version=parent, dataset=feature_set.dataset, count__gt=0)
+                  .order_by("rotation_invariant").first())
+    if parent_set is None:
+        return None, {"parent_ensemble_error": f"{parent.name} has no feature vectors of {feature_set.dataset.name}: "
+                                               "extract them for the cycle's measured ensemble"}
+    store = FeatureStore.open(parent_set.store_dir)
+    keys = np.array(sorted(labels), dtype=np.int64)
+    keys = keys[store.has(keys)] if len(keys) else keys
+    y = np.array([labels[int(k)] for k in keys], dtype=object).astype(str)
+    if len(set(y.tolist())) < 2:
+        return None, {"parent_ensemble_error": f"the labelled galaxies with vectors of {parent.name} hold fewer than "
+                                               "two classes"}
+    head = ProbabilityHead(seed=seed).fit(store.get(keys), y)
+    return ParentRegression(head=head, store=store), {"parent_ensemble": parent.name,
+                                                      "parent_ensemble_weight": PARENT_ENSEMBLE_WEIGHT}
 
 
 def _prune_head_files(feature_set: FeatureSet, schema: LabelSchema, keep: int = KEEP_HEAD_FILES) -> None:

@@ -213,3 +213,17 @@ def test_chains_finishing_at_once_switch_a_dataset_once_and_leave_the_others_alo
         assert north.active_version == target == history[0].model_version
         assert len(history) == switch  # one switch recorded, however many chains finished at once
         assert south.active_version == b and Activation.objects.filter(dataset=south).count() == 1
+
+
+def test_the_active_version_serves_the_kind_of_features_it_asks_for(tmp_path):
+    from tests.labeling.ml_helpers import galaxy10_subset
+
+    dataset = galaxy10_subset(tmp_path / "import")
+    version = tiny_model()
+    plain, rotated = extracted(dataset, version), extracted(dataset, version, rotation_invariant=True)
+    for feature_set in (plain, rotated):
+        indexed(feature_set)
+    model_version_activate(version=version, dataset=dataset)
+    assert current_feature_set(dataset=dataset) == plain and feature_set_for(dataset=dataset) == plain
+    ModelVersion.objects.filter(pk=version.pk).update(hyperparameters={"rotation_invariant": True})
+    assert current_feature_set(dataset=dataset) == rotated and feature_set_for(dataset=dataset) == rotated

@@ -78,3 +78,49 @@ def test_a_class_the_cycle_never_learnt_keeps_the_regressions_probability():
     assert mixed[0, 2] == pytest.approx(0.5)
     sure_of_a = 1 / (1 + np.exp(-5.0))
     assert mixed[0, 0] == pytest.approx(0.5 * 0.2 + 0.5 * 0.5 * sure_of_a)
+
+
+def test_a_cycle_with_a_parent_is_also_averaged_with_the_regression_on_its_parents_features(tmp_path):
+    from labeling.services.learning.classifier import queue_policy, training_labels
+    from mlcore.training.class_head import PARENT_ENSEMBLE_WEIGHT
+    from tests.labeling.ml_helpers import tiny_model
+
+    dataset = galaxy10_subset_for_training(tmp_path / "import")
+    parent = tiny_model()
+    parent_set = extracted(dataset, parent)
+    version = ModelVersion.objects.get(pk=retrain_cycle(dataset, base=parent).result["model_version"])
+    assert version.parent == parent
+    feature_set = (FeatureSet.objects.filter(model_version=version, dataset=dataset, count__gt=0).first()
+                   or extracted(dataset, version))
+    classifier = classifier_fit(feature_set=feature_set, schema=version.schema)
+    assert classifier.metrics["parent_ensemble"] == parent.name
+    assert classifier.metrics["parent_ensemble_weight"] == PARENT_ENSEMBLE_WEIGHT
+    keys, regression, head = regression_and_head(classifier, version, feature_set)
+    labels, _ = training_labels(dataset=dataset, schema=version.schema,
+                                min_agreement=queue_policy(dataset=dataset).consensus_min_agreement)
+    parent_store = FeatureStore.open(parent_set.store_dir)
+    label_keys = sorted(labels)
+    parent_head = ProbabilityHead(seed=0).fit(parent_store.get(label_keys), [labels[k] for k in label_keys])
+    parent_probs = parent_head.predict_proba(parent_store.get(keys))[
+        :, [list(parent_head.classes_).index(c) for c in classifier.classes]]
+    cycle_alone = (1 - HEAD_WEIGHT) * regression + HEAD_WEIGHT * head
+    assert np.abs(cycle_alone - parent_probs).max() > 0.01
+    expected = (1 - PARENT_ENSEMBLE_WEIGHT) * cycle_alone + PARENT_ENSEMBLE_WEIGHT * parent_probs
+    rows = served(classifier)
+    got = np.array([[rows[int(k)][c] for c in classifier.classes] for k in keys])
+    np.testing.assert_allclose(got, expected, atol=2e-5)
+
+
+def test_without_the_parents_features_the_cycle_serves_alone_and_says_why(trained):
+    from tests.labeling.ml_helpers import tiny_model
+
+    version, feature_set = trained
+    ModelVersion.objects.filter(pk=version.pk).update(parent=tiny_model(image_size=48))
+    feature_set.refresh_from_db()
+    classifier = classifier_fit(feature_set=feature_set, schema=version.schema)
+    assert "parent_ensemble" not in classifier.metrics
+    assert "has no feature vectors of" in classifier.metrics["parent_ensemble_error"]
+    keys, regression, head = regression_and_head(classifier, version, feature_set)
+    rows = served(classifier)
+    np.testing.assert_allclose([[rows[int(k)][c] for c in classifier.classes] for k in keys],
+                               (1 - HEAD_WEIGHT) * regression + HEAD_WEIGHT * head, atol=2e-5)

@@ -4,6 +4,7 @@ baselines, activated through a chain of jobs when better, and failures that leav
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 from django.core.management import CommandError, call_command
 from django.test import TestCase
@@ -14,7 +15,7 @@ from labeling.models import Classifier, Dataset, ExpertLabel, FeatureSet, Job, M
 from labeling.selectors.training import rollback_target
 from labeling.services.jobs.lifecycle import JobConflict, jobs_mark_abandoned
 from labeling.services.learning.activation import version_activate
-from labeling.services.learning.classifier import classifier_fit
+from labeling.services.learning.classifier import classifier_fit, current_feature_set
 from labeling.services.learning.model_versions import ModelVersionError, model_version_activate
 from labeling.services.learning.retrain import retrain_start, versions_dir
 from labeling.services.learning.training_data import TrainingDataError, cycle_data
@@ -156,6 +157,27 @@ def test_activating_runs_extraction_index_activation_clusters_and_queues(dataset
     assert dataset.active_version == version and version.status == ModelVersion.Status.READY
     feature_set = FeatureSet.objects.get(model_version=version, dataset=dataset)
     assert feature_set.has_index and feature_set.clusterings.exists()
+    # A cycle serves vectors averaged over each image's 8 flips and quarter turns, as it was judged on.
+    assert feature_set.rotation_invariant and version.rotation_invariant_features
+    assert current_feature_set(dataset=dataset) == feature_set
+
+
+def test_a_cycle_is_judged_on_the_features_it_will_serve(dataset, monkeypatch):
+    from mlcore.training import galaxy_model
+
+    asked = []
+    original = galaxy_model.predict
+
+    def spy(model, images, **options):
+        asked.append(options.get("d4", False))
+        return original(model, images, **options)
+
+    monkeypatch.setattr(galaxy_model, "predict", spy)
+    rotation_invariant = ModelVersion.objects.get(pk=cycle(dataset).result["model_version"])
+    assert rotation_invariant.hyperparameters["rotation_invariant"] is True and asked == [True, True]
+    asked.clear()
+    plain = ModelVersion.objects.get(pk=cycle(dataset, seed=1, rotation_invariant=False).result["model_version"])
+    assert not plain.rotation_invariant_features and asked == [False, False]
 
 
 def test_rollback_activates_an_earlier_version_again(dataset, django_capture_on_commit_callbacks):
@@ -248,3 +270,21 @@ def test_a_second_pretraining_of_the_same_dataset_is_refused(dataset):
     pretrain_start(dataset=dataset, image_size=32, epochs=1, enqueue=False)
     with pytest.raises(JobConflict, match="already queued"):
         pretrain_start(dataset=dataset, image_size=32, epochs=1, enqueue=False)
+
+
+def test_a_cycle_with_a_parent_is_judged_with_the_parents_regression_averaged_in(dataset, monkeypatch):
+    from labeling.services.learning import retrain_eval
+    from tests.labeling.ml_helpers import tiny_model
+
+    def perfect(parent, backbone, seed, data, train_images, test_images):
+        # The previous version's regression knows every held-out answer: averaged in at weight 1/2, it decides.
+        return parent.name, np.eye(len(data.classes))[[data.classes.index(y) for y in data.test_labels]]
+
+    monkeypatch.setattr(retrain_eval, "previous_version_baseline", perfect)
+    version = ModelVersion.objects.get(pk=cycle(dataset, base=tiny_model()).result["model_version"])
+    metrics = version.metrics
+    assert set(metrics["baselines"]) == {"previous version", "pixels PCA(20) + LR", "class head alone",
+                                         "without the previous version"}
+    assert metrics["baselines"]["previous version"]["accuracy"] == 1.0
+    assert metrics["held_out"]["accuracy"] == 1.0
+    assert metrics["baselines"]["without the previous version"]["accuracy"] < 1.0

@@ -40,7 +40,8 @@ def metrics(accuracy=0.875, balanced=0.8125, previous=0.5, pixels=0.625, mistake
     return {"held_out": block, "previous_version": "resnet18 random init",
             "baselines": {"previous version": {**block, "accuracy": previous, "balanced_accuracy": previous},
                           "pixels PCA(20) + LR": {**block, "accuracy": pixels, "balanced_accuracy": pixels},
-                          "class head alone": {**block, "accuracy": 0.75, "balanced_accuracy": 0.7875}},
+                          "class head alone": {**block, "accuracy": 0.75, "balanced_accuracy": 0.7875},
+                          "without the previous version": {**block, "accuracy": 0.8, "balanced_accuracy": 0.7625}},
             "mistakes": list(mistakes),
             "history": [{"epoch": i + 1, "loss": loss, "hard_loss": loss, "vote_loss": 0.0, "train_accuracy": 0.5,
                          "seconds": 1.0} for i, loss in enumerate(history)]}
@@ -111,6 +112,7 @@ def test_an_admin_starts_a_retrain_cycle(client, dataset, admin_user, django_cap
     queued = ModelVersion.objects.get(pk=job.arguments["model_version"])
     assert (queued.status, queued.trained_on, queued.image_size, queued.method) == ("queued", dataset, 32, "finetune")
     assert queued.hyperparameters["epochs"] == 1 and queued.schema.name == "galaxy10"
+    assert queued.rotation_invariant_features is False  # the box was left unticked
     # The queued job shows with a live progress bar, polled from the Jobs status endpoint.
     page = response.content.decode()
     assert f'data-job="{job.pk}"' in page and 'data-status-url="/jobs/status.json"' in page and "js/jobs.js" in page
@@ -121,7 +123,7 @@ def test_the_retrain_form_offers_the_documented_defaults(client, dataset, admin_
     form = client.get(reverse("training")).context["retrain_form"]
     initial = {name: field.initial for name, field in form.fields.items() if field.initial is not None}
     assert initial == {"backbone": "resnet18", "epochs": 15, "lr": 3e-4, "pseudo_threshold": 0.95,
-                       "soft_vote_weight": 1.0, "seed": 0}
+                       "soft_vote_weight": 1.0, "seed": 0, "rotation_invariant": True}
     assert form.fields["base"].empty_label == "random initialisation (seeded)"
 
 
@@ -144,6 +146,15 @@ def test_a_bad_form_shows_the_error_and_starts_nothing(client, dataset, admin_us
     assert response.status_code == 200 and "Could not start a retrain cycle" in page
     assert "Ensure this value is greater than or equal to 1." in page
     assert not Job.objects.exists() and not ModelVersion.objects.exists()
+
+
+def test_the_start_form_asks_for_rotation_invariant_features_by_default(client, dataset, admin_user):
+    client.force_login(admin_user)
+    page = client.get(reverse("training")).content.decode()
+    box = re.search(r'<input[^>]*name="rotation_invariant"[^>]*>', page).group(0)
+    assert 'type="checkbox"' in box and "checked" in box
+    client.post(reverse("training-start"), {"dataset": dataset.pk, **START, "rotation_invariant": "on"})
+    assert ModelVersion.objects.get(method="finetune").rotation_invariant_features
 
 
 def test_a_second_start_while_one_is_queued_shows_the_conflict(client, dataset, admin_user):
@@ -171,7 +182,7 @@ def test_the_versions_table_shows_held_out_figures_baselines_and_labels(client, 
     page = client.get(reverse("training")).content.decode()
     row = re.search(r'<tr data-version="\d+" data-status="ready">(.*?)</tr>', page, re.S).group(1)
     for shown in ("resnet18 · cycle 1", "fine-tune", dataset.name, "0.875", "0.813", "0.500", "0.625",
-                  "class head alone 0.788", "16 / 3 / 5", "ada", ">Activate<"):
+                  "class head alone 0.788", "without the previous version 0.763", "16 / 3 / 5", "ada", ">Activate<"):
         assert shown in row, shown
     assert "RuntimeError: out of memory" in page and "rollback" in page
     assert reverse("training-curve", args=[dataset.slug]) in page
