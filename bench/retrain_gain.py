@@ -11,8 +11,10 @@ On kaggle_gz2_dev (spiral or not, real SDSS galaxies), the fixed 70/30 split of 
   on the starting features (LP-FT);
 - cycle, + pseudo-labels: the same plus the unlabelled 70% the probe is at least ``--threshold`` sure of, at the
   product's pseudo-label weight 0.5 (the retrain service's recipe);
-each cycle scored by its class head, by the probe refitted on its new features, and by the average of the two (what
-experts and queues see once the cycle is active: labeling/services/learning/classifier.py).
+each cycle scored by its class head, by the probe refitted on its new features, by the average of the two, and by
+that average averaged with the probe on the starting features (the parent ensemble: what experts and queues see once
+the cycle is active, labeling/services/learning/classifier.py); with ``--d4`` also on features averaged over the 8
+flips and quarter turns of each image, the class head applied to them as the product applies it (a cycle's default).
 kaggle_gz2_dev has no volunteer votes, so the soft-vote term is not part of this ablation.
 
     python bench/retrain_gain.py [--data ../shared/data] [--labels 500] [--seeds 3] [--epochs 15] [--lr 3e-4]
