@@ -206,7 +206,10 @@ def parent_regression(*, feature_set: FeatureSet, schema: LabelSchema, labels: d
     if len(set(y.tolist())) < 2:
         return None, {"parent_ensemble_error": f"the labelled galaxies with vectors of {parent.name} hold fewer than "
                                                "two classes"}
-    head = ProbabilityHead(seed=seed).fit(store.get(keys), y)
+    try:
+        head = ProbabilityHead(seed=seed).fit(store.get(keys), y)
+    except ValueError as exc:  # the cycle's own model still serves: the ensemble is a refinement
+        return None, {"parent_ensemble_error": f"the regression on {parent.name}'s features could not be fitted: {exc}"}
     return ParentRegression(head=head, store=store), {"parent_ensemble": parent.name,
                                                       "parent_ensemble_weight": PARENT_ENSEMBLE_WEIGHT}
 
