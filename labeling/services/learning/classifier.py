@@ -60,6 +60,20 @@ def training_labels(*, dataset: Dataset, schema: LabelSchema, min_agreement: flo
     return labels, n_expert
 
 
+def _labelled_in(store, labels: dict[int, str]) -> tuple[np.ndarray, np.ndarray]:
+    """(galaxy ids, class keys) of the labelled galaxies that have a vector in ``store``, by id."""
+    keys = np.array(sorted(labels), dtype=np.int64)
+    keys = keys[store.has(keys)] if len(keys) else keys
+    return keys, np.array([labels[int(k)] for k in keys], dtype=object).astype(str)
+
+
+def _cycle_for(feature_set: FeatureSet, schema: LabelSchema):
+    """The feature set's model version when it is a retrain cycle trained for ``schema``, else None."""
+    version = feature_set.model_version
+    return version if version is not None and version.method == "finetune" and version.schema_id == schema.pk \
+        else None
+
+
 def _head_path(feature_set: FeatureSet, schema: LabelSchema) -> Path:
     stamp = timezone.now().strftime("%Y%m%dT%H%M%S%f")
     return feature_set.store_dir.parent / f"{feature_set.store_path}.head-{schema.name}-{stamp}.pkl"
@@ -82,9 +96,7 @@ def classifier_fit(*, feature_set: FeatureSet, schema: LabelSchema, reporter: Jo
     labels, n_expert_all = training_labels(dataset=feature_set.dataset, schema=schema,
                                            min_agreement=policy.consensus_min_agreement)
     store = FeatureStore.open(feature_set.store_dir)
-    keys = np.array(sorted(labels), dtype=np.int64)
-    keys = keys[store.has(keys)] if len(keys) else keys
-    y = np.array([labels[int(k)] for k in keys], dtype=object).astype(str)
+    keys, y = _labelled_in(store, labels)
     counts = Counter(y.tolist())
     if len(counts) < 2:
         raise ValueError(f"the probability model needs labelled galaxies of at least two classes of schema "
@@ -146,8 +158,8 @@ def cycle_class_head(*, feature_set: FeatureSet, schema: LabelSchema):
     read (the regression alone then serves)."""
     from mlcore.training.class_head import HEAD_WEIGHT, read_class_head
 
-    version = feature_set.model_version
-    if version is None or version.method != "finetune" or version.schema_id != schema.pk or not version.checkpoint:
+    version = _cycle_for(feature_set, schema)
+    if version is None or not version.checkpoint:
         return None, {}
     try:
         head = read_class_head(version.checkpoint)
@@ -190,8 +202,8 @@ def parent_regression(*, feature_set: FeatureSet, schema: LabelSchema, labels: d
     from mlcore.features.store import FeatureStore
     from mlcore.training.class_head import PARENT_ENSEMBLE_WEIGHT
 
-    version = feature_set.model_version
-    if version is None or version.method != "finetune" or version.schema_id != schema.pk or version.parent is None:
+    version = _cycle_for(feature_set, schema)
+    if version is None or version.parent is None:
         return None, {}
     parent = version.parent
     parent_set = (FeatureSet.objects.filter(model_version=parent, dataset=feature_set.dataset, count__gt=0)
@@ -200,9 +212,7 @@ def parent_regression(*, feature_set: FeatureSet, schema: LabelSchema, labels: d
         return None, {"parent_ensemble_error": f"{parent.name} has no feature vectors of {feature_set.dataset.name}: "
                                                "extract them for the cycle's measured ensemble"}
     store = FeatureStore.open(parent_set.store_dir)
-    keys = np.array(sorted(labels), dtype=np.int64)
-    keys = keys[store.has(keys)] if len(keys) else keys
-    y = np.array([labels[int(k)] for k in keys], dtype=object).astype(str)
+    keys, y = _labelled_in(store, labels)
     if len(set(y.tolist())) < 2:
         return None, {"parent_ensemble_error": f"the labelled galaxies with vectors of {parent.name} hold fewer than "
                                                "two classes"}

@@ -73,7 +73,7 @@ def retrain_start(*, dataset: Dataset, schema: LabelSchema | None = None, backbo
             previous version the new one is measured against is ``base``, else the dataset's active version.
         image_size: pixels per side; default ``cycle_image_size(base)``: the base's own, at least 96.
         rotation_invariant: the version serves (and is judged on) feature vectors averaged over the 8 flips and
-            quarter turns of each image: 3 points over its starting features on 500 kaggle_gz2_dev labels against
+            quarter turns of each image: 3.2 points over its starting features on 500 kaggle_gz2_dev labels against
             2.8 without, for 8 forward passes per image at extraction (docs/benchmarks.md "Retrain cycles").
 
     Raises:
